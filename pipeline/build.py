@@ -1,0 +1,257 @@
+"""The build: catalog folder -> features (cached) -> exact top-k -> precomputed folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .catalog import CatalogError, CatalogRow, read_catalog
+from .features import (
+    DEFAULT_BATCH,
+    FeatureCache,
+    default_cache_dir,
+    embed_items,
+    sha256_file,
+    unique_items,
+)
+from .images import ImageError, ResizePolicy, load_image, thumbnail_jpeg
+from .models import FeatureExtractor, load_extractor
+from .precomputed import SCHEMA_VERSION, THUMBS_DIR
+from .projection import pca_2d
+from .similarity import DEFAULT_BLOCK, Metric, l2_normalise, top_k_neighbours
+from .writer import write_precomputed
+
+PAIRWISE_SUFFIXES = (".csv", ".pkl", ".pickle", ".npy")
+
+
+class BuildError(RuntimeError):
+    """Nothing usable remains to build from."""
+
+
+@dataclass
+class BuildOptions:
+    """Everything `python -m pipeline build` takes."""
+
+    catalog: Path
+    out: Path
+    model: str = "vgg16"
+    weights: str = "imagenet"
+    metadata: Path | None = None
+    id_column: str = "id"
+    image_column: str | None = None
+    title_column: str | None = None
+    k: int = 10
+    metric: Metric = "cosine"
+    group_by: str | None = None
+    batch: int = DEFAULT_BATCH
+    resize: ResizePolicy = "pad"
+    cache_dir: Path | None = None
+    block: int = DEFAULT_BLOCK
+    engine: str = "local"
+    scheduler: str | None = None
+    workers: int | None = None
+    export_pairwise: Path | None = None
+    progress: bool = True
+    seed: int = 0
+
+
+@dataclass
+class BuildSummary:
+    """Counts of a finished build, printed as its last line."""
+
+    out: Path
+    n_products: int
+    embedded_now: int
+    from_cache: int
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        """The one-line summary of the run."""
+        return (
+            f"{self.n_products} products, {self.embedded_now} embedded now, "
+            f"{self.from_cache} from cache, {len(self.skipped)} skipped, "
+            f"{self.seconds:.1f} s -> {self.out}"
+        )
+
+
+def _hash_rows(rows: list[CatalogRow]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    shas: dict[str, str] = {}
+    skipped: list[dict[str, Any]] = []
+    for r in rows:
+        try:
+            shas[r.id] = sha256_file(r.image)
+        except FileNotFoundError:
+            skipped.append({"id": r.id, "image": str(r.image), "error": "image file not found"})
+        except IsADirectoryError:
+            skipped.append({"id": r.id, "image": str(r.image), "error": "image path is a folder"})
+        except OSError as e:
+            error = f"unreadable ({e.strerror})"
+            skipped.append({"id": r.id, "image": str(r.image), "error": error})
+    return shas, skipped
+
+
+def product_record(row: CatalogRow, sha: str, xy: np.ndarray) -> dict[str, Any]:
+    """The products.json entry of one product."""
+    return {
+        "id": row.id,
+        "title": row.title,
+        "price": row.price,
+        "currency": row.currency,
+        "product_url": row.product_url,
+        "thumb": f"{THUMBS_DIR}/{row.id}.jpg",
+        "sha256": sha,
+        "attrs": dict(sorted(row.attrs.items())),
+        "xy": [round(float(xy[0]), 4), round(float(xy[1]), 4)],
+    }
+
+
+def neighbours_json(
+    ids: list[str], idx: np.ndarray, scores: np.ndarray
+) -> dict[str, list[list[Any]]]:
+    """{id: [[neighbour_id, score], ...]} from top-k index/score arrays (padding dropped)."""
+    out: dict[str, list[list[Any]]] = {}
+    for i, pid in enumerate(ids):
+        out[pid] = [
+            [ids[j], round(float(s), 6)]
+            for j, s in zip(idx[i].tolist(), scores[i].tolist(), strict=True)
+            if j >= 0
+        ]
+    return out
+
+
+def _features(
+    opts: BuildOptions, extractor: FeatureExtractor, shas: dict[str, str], paths: dict[str, Path]
+) -> tuple[dict[str, np.ndarray], dict[str, str], int, int]:
+    """Features per sha256 (cache + newly embedded), errors per sha256, counts."""
+    wanted = set(shas.values())
+    cache = FeatureCache.open(opts.cache_dir or default_cache_dir(), extractor.key, wanted)
+    cached = len(wanted & cache.features.keys())
+    missing = unique_items(
+        (sha, paths[pid]) for pid, sha in sorted(shas.items()) if sha not in cache.features
+    )
+    errors: dict[str, str] = {}
+    if missing:
+        if opts.engine == "dask":
+            from .dask_engine import dask_client, embed_on_dask
+
+            with dask_client(opts.scheduler, opts.workers) as client:
+                new, errors = embed_on_dask(
+                    client, missing, opts, extractor.input_size, on_shard=cache.save
+                )
+        else:
+            new, errors = embed_items(
+                missing, extractor.embed, extractor.input_size, opts.resize, opts.batch,
+                on_shard=cache.save, progress=opts.progress,
+            )
+        del new  # already in cache.features through on_shard
+    return cache.features, errors, len(missing) - len(errors), cached
+
+
+def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> BuildSummary:
+    """Run the whole build; raise CatalogError / BuildError / ModelError on invalid input."""
+    t0 = time.perf_counter()
+    if opts.k < 1:
+        raise CatalogError(f"--k {opts.k}: must be at least 1")
+    if opts.export_pairwise and Path(opts.export_pairwise).suffix.lower() not in PAIRWISE_SUFFIXES:
+        raise CatalogError(
+            f"--export-pairwise {opts.export_pairwise}: use a .csv, .pkl or .npy file name"
+        )
+    rows = read_catalog(
+        opts.catalog, opts.metadata, opts.id_column, opts.image_column, opts.title_column
+    )
+    if opts.group_by and not any(opts.group_by in r.attrs for r in rows):
+        attrs = ", ".join(sorted({a for r in rows for a in r.attrs})) or "none"
+        raise CatalogError(f"--group-by {opts.group_by!r}: no such column (attributes: {attrs})")
+    shas, skipped = _hash_rows(rows)
+    if not shas:
+        raise BuildError(f"{opts.catalog}: none of the {len(rows)} images can be read")
+    if extractor is None:
+        extractor = load_extractor(opts.model, opts.weights, opts.seed)
+    paths = {r.id: r.image for r in rows}
+    feats, errors, embedded_now, from_cache = _features(opts, extractor, shas, paths)
+    kept: list[CatalogRow] = []
+    for r in rows:
+        if r.id not in shas:
+            continue
+        if shas[r.id] in errors:
+            skipped.append({"id": r.id, "image": str(r.image), "error": errors[shas[r.id]]})
+        else:
+            kept.append(r)
+    if not kept:
+        raise BuildError(f"{opts.catalog}: no usable images ({len(skipped)} skipped, see above)")
+    ids = [r.id for r in kept]
+    matrix = np.stack([feats[shas[i]] for i in ids]).astype(np.float32)
+    groups = [r.attrs.get(opts.group_by, "") for r in kept] if opts.group_by else None
+    dups = [shas[i] for i in ids]
+    if opts.engine == "dask":
+        from .dask_engine import dask_client, top_k_on_dask
+
+        with dask_client(opts.scheduler, opts.workers) as client:
+            idx, scores = top_k_on_dask(
+                client, matrix, opts.k, opts.metric, groups, dups, opts.block
+            )
+    else:
+        idx, scores = top_k_neighbours(
+            matrix, opts.k, opts.metric, groups, dups, opts.block, progress=opts.progress
+        )
+    normalised = l2_normalise(matrix)
+    xy = pca_2d(normalised)
+    products = [product_record(r, shas[r.id], xy[i]) for i, r in enumerate(kept)]
+    by_id = {r.id: r for r in kept}
+
+    def thumb(p: dict[str, Any]) -> bytes:
+        return thumbnail_jpeg(load_image(by_id[p["id"]].image))
+
+    if opts.export_pairwise:
+        export_pairwise(matrix, ids, opts.export_pairwise)
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "n_products": len(kept),
+        "k": opts.k,
+        "metric": opts.metric,
+        "group_by": opts.group_by,
+        "model": {**extractor.identity, "resize": opts.resize},
+        "projection": "pca",
+        "source": {"catalog": str(opts.catalog), "n_rows": len(rows), "n_skipped": len(skipped)},
+    }
+    skipped.sort(key=lambda s: s["id"])
+    try:
+        write_precomputed(
+            opts.out, meta, products, neighbours_json(ids, idx, scores), normalised, thumb, skipped
+        )
+    except ImageError as e:  # the image changed between embedding and thumbnailing
+        raise BuildError(f"thumbnail failed: {e}") from None
+    return BuildSummary(
+        out=Path(opts.out),
+        n_products=len(kept),
+        embedded_now=embedded_now,
+        from_cache=from_cache,
+        skipped=skipped,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def export_pairwise(matrix: np.ndarray, ids: list[str], path: Path) -> Path:
+    """Write the full cosine-similarity DataFrame (.csv, .pkl or .npy by extension)."""
+    from .similarity import pairwise_similarity_frame
+
+    frame = pairwise_similarity_frame(matrix, ids)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(path, float_format="%.6f")
+    elif suffix in (".pkl", ".pickle"):
+        frame.to_pickle(path)
+    elif suffix == ".npy":
+        np.save(path, frame.to_numpy(dtype=np.float32))
+    else:
+        raise CatalogError(f"--export-pairwise {path}: use a .csv, .pkl or .npy file name")
+    return path

@@ -1,0 +1,186 @@
+"""Reading contract 1 (the catalog folder) into product rows.
+
+Three inputs are accepted, never guessed between silently:
+- a catalog folder with `catalog.csv` (columns per docs/architecture.md);
+- a bare folder of images (or a folder with only `images/`): ids from file names;
+- an images folder plus `--metadata CSV` with explicit column options (Kaggle's
+  `styles.csv`: `--id-column id --title-column productDisplayName`).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".jfif"}
+)
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+STANDARD_COLUMNS = (
+    "id", "image", "title", "price", "currency", "product_url", "image_url", "sha256",
+)
+
+
+class CatalogError(ValueError):
+    """The catalog input is invalid as a whole (missing folder, bad CSV, duplicate ids)."""
+
+
+@dataclass
+class CatalogRow:
+    """One product of a catalog; `image` is an absolute path."""
+
+    id: str
+    image: Path
+    title: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    product_url: str | None = None
+    image_url: str | None = None
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+def safe_id(text: str) -> str:
+    """Make a filesystem-safe id (`[A-Za-z0-9._-]+`) from a file name or shop id."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-.")
+    return cleaned or "item"
+
+
+def _parse_price(value: str | None, where: str) -> float | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip().replace(",", "")
+    try:
+        return float(text)
+    except ValueError:
+        raise CatalogError(f"{where}: price {value!r} is not a decimal number") from None
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    )
+
+
+def _bare_folder_rows(folder: Path) -> list[CatalogRow]:
+    rows: list[CatalogRow] = []
+    seen: dict[str, Path] = {}
+    for path in _image_files(folder):
+        rel = path.relative_to(folder).with_suffix("")
+        pid = safe_id("-".join(rel.parts))
+        if pid in seen:
+            raise CatalogError(
+                f"{path}: id {pid!r} clashes with {seen[pid]} (same file name, other extension)"
+            )
+        seen[pid] = path
+        rows.append(CatalogRow(id=pid, image=path))
+    return rows
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+    except UnicodeDecodeError as e:
+        raise CatalogError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    except csv.Error as e:
+        raise CatalogError(f"{path}: malformed CSV ({e})") from None
+    if not header:
+        raise CatalogError(f"{path}: empty file (no header row)")
+    return header, rows
+
+
+def _csv_rows(
+    csv_path: Path,
+    base: Path,
+    id_column: str,
+    image_column: str | None,
+    title_column: str | None,
+    check_ids: bool,
+) -> list[CatalogRow]:
+    header, records = _read_csv(csv_path)
+    if id_column not in header:
+        raise CatalogError(
+            f"{csv_path}: no id column {id_column!r} (columns: {', '.join(header)}); "
+            "pass --id-column NAME"
+        )
+    for opt, col in (("--image-column", image_column), ("--title-column", title_column)):
+        if col and col not in header:
+            raise CatalogError(f"{csv_path}: {opt} {col!r} not in columns {', '.join(header)}")
+    by_stem: dict[str, Path] = {}
+    if image_column is None:  # metadata CSV without image paths: match files by id
+        for p in _image_files(base):
+            by_stem.setdefault(p.stem, p)
+    taken = {id_column, image_column, title_column, *STANDARD_COLUMNS}
+    attr_columns = [c for c in header if c and c not in taken]
+    rows: list[CatalogRow] = []
+    first_line: dict[str, int] = {}
+    for line, rec in enumerate(records, start=2):
+        where = f"{csv_path.name} line {line}"
+        raw_id = (rec.get(id_column) or "").strip()
+        if not raw_id:
+            raise CatalogError(f"{where}: empty id")
+        if check_ids and not ID_PATTERN.match(raw_id):
+            raise CatalogError(f"{where}: id {raw_id!r} is not filesystem-safe ([A-Za-z0-9._-]+)")
+        pid = raw_id if ID_PATTERN.match(raw_id) else safe_id(raw_id)
+        if pid in first_line:
+            raise CatalogError(f"{where}: duplicate id {pid!r} (first on line {first_line[pid]})")
+        first_line[pid] = line
+        if image_column:
+            rel = (rec.get(image_column) or "").strip()
+            image = (base / rel) if rel else base / f"{pid}.missing"
+        else:
+            image = by_stem.get(raw_id, base / f"{raw_id}.jpg")
+        title_key = title_column or "title"
+        rows.append(
+            CatalogRow(
+                id=pid,
+                image=image,
+                title=(rec.get(title_key) or "").strip() or None,
+                price=_parse_price(rec.get("price"), where),
+                currency=(rec.get("currency") or "").strip() or None,
+                product_url=(rec.get("product_url") or "").strip() or None,
+                image_url=(rec.get("image_url") or "").strip() or None,
+                attrs={c: (rec.get(c) or "").strip() for c in attr_columns},
+            )
+        )
+    return rows
+
+
+def read_catalog(
+    folder: str | Path,
+    metadata: str | Path | None = None,
+    id_column: str = "id",
+    image_column: str | None = None,
+    title_column: str | None = None,
+) -> list[CatalogRow]:
+    """Read a catalog (contract 1), a bare image folder, or images + metadata CSV.
+
+    Rows come back sorted by id. Raises CatalogError for an invalid input as a whole;
+    a row whose image file is missing or broken is kept here and skipped by the build.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise CatalogError(f"{folder}: catalog folder not found")
+    if not folder.is_dir():
+        raise CatalogError(f"{folder}: not a folder")
+    if metadata is not None:
+        meta_path = Path(metadata)
+        if not meta_path.is_file():
+            raise CatalogError(f"{meta_path}: metadata CSV not found")
+        rows = _csv_rows(meta_path, folder, id_column, image_column, title_column, check_ids=False)
+    elif (folder / "catalog.csv").is_file():
+        rows = _csv_rows(
+            folder / "catalog.csv", folder, id_column, image_column or "image",
+            title_column, check_ids=True,
+        )
+    else:
+        images = folder / "images"
+        rows = _bare_folder_rows(images if images.is_dir() else folder)
+    if not rows:
+        raise CatalogError(f"{folder}: empty catalog (no products or images found)")
+    return sorted(rows, key=lambda r: r.id)

@@ -1,0 +1,104 @@
+"""Command line: `python -m pipeline build|evaluate ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .catalog import CatalogError
+from .evaluate import EvaluationError, evaluate, format_report
+from .precomputed import PrecomputedError
+
+SHOW_SKIPPED = 10
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="catalog folder -> precomputed folder")
+    b.add_argument("catalog", type=Path, help="catalog folder, or a folder of images")
+    b.add_argument("--out", type=Path, required=True, help="precomputed folder to write")
+    b.add_argument("--model", default="vgg16",
+                   help="vgg16 (fc2, default), resnet50 (avg-pooled), or a .keras file path")
+    b.add_argument("--weights", default="imagenet",
+                   help="for vgg16/resnet50: imagenet (Keras cache), random, or a weights file")
+    b.add_argument("--metadata", type=Path, help="metadata CSV for a folder of images")
+    b.add_argument("--id-column", default="id", help="id column of the CSV (default: id)")
+    b.add_argument("--image-column", help="image path column (default: match files by id)")
+    b.add_argument("--title-column", help="title column (default: title)")
+    b.add_argument("--k", type=int, default=10, help="neighbours per product (default 10)")
+    b.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
+    b.add_argument("--group-by", help="only recommend products with the same value of COLUMN")
+    b.add_argument("--batch", type=int, default=32, help="images per model call (default 32)")
+    b.add_argument("--resize", choices=("pad", "stretch", "crop"), default="pad",
+                   help="how photos fit the model's square input (default pad: keep whole photo)")
+    b.add_argument("--cache-dir", type=Path, help="feature cache (default ~/.cache/lookalike)")
+    b.add_argument("--block", type=int, default=1024, help="query rows per similarity block")
+    b.add_argument("--engine", choices=("local", "dask"), default="local")
+    b.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786); "
+                   "default: a LocalCluster on this machine")
+    b.add_argument("--workers", type=int, help="LocalCluster worker processes (default 2)")
+    b.add_argument("--export-pairwise", type=Path,
+                   help="also write the full cosine DataFrame (.csv/.pkl/.npy; small catalogs)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    e = sub.add_parser("evaluate", help="precision@k and vote accuracy against a label")
+    e.add_argument("precomputed", type=Path)
+    e.add_argument("--label", required=True, help="attribute column, e.g. articleType")
+    e.add_argument("--k", type=int, default=5)
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .build import BuildOptions, build
+
+    if args.batch < 1:
+        raise CatalogError(f"--batch {args.batch}: must be at least 1")
+    opts = BuildOptions(
+        catalog=args.catalog, out=args.out, model=args.model, weights=args.weights,
+        metadata=args.metadata, id_column=args.id_column, image_column=args.image_column,
+        title_column=args.title_column, k=args.k, metric=args.metric, group_by=args.group_by,
+        batch=args.batch, resize=args.resize, cache_dir=args.cache_dir, block=args.block,
+        engine=args.engine, scheduler=args.scheduler, workers=args.workers,
+        export_pairwise=args.export_pairwise, progress=not args.no_progress,
+    )
+    summary = build(opts)
+    for s in summary.skipped[:SHOW_SKIPPED]:
+        print(f"skipped {s['id']}: {s['image']}: {s['error']}", file=sys.stderr)
+    if len(summary.skipped) > SHOW_SKIPPED:
+        print(f"... {len(summary.skipped) - SHOW_SKIPPED} more", file=sys.stderr)
+    if summary.skipped:
+        print(f"skipped images are listed in {summary.out / 'report.json'}", file=sys.stderr)
+    print(summary.line())
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    ev = evaluate(args.precomputed, args.label, args.k)
+    print(json.dumps(ev.as_dict(), indent=2) if args.json else format_report(ev))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors end in one line on stderr and exit code 1."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parser().parse_args(argv)
+    from .build import BuildError
+    from .models import ModelError
+
+    try:
+        return _build(args) if args.command == "build" else _evaluate(args)
+    except (CatalogError, BuildError, PrecomputedError, EvaluationError, ModelError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except MemoryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume from the cache", file=sys.stderr)
+        return 130

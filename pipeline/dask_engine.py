@@ -1,0 +1,184 @@
+"""Running the build's two heavy stages on Dask (a LocalCluster or an existing scheduler).
+
+The stages are the same functions the local engine calls, cut at the same places, so
+the results are identical: embedding runs in chunks whose size is a multiple of the
+batch size (so every model call sees the same batch as locally), and top-k runs the same
+row blocks. Image bytes travel with the tasks, so workers need no shared filesystem;
+the model is loaded once per worker process and kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .features import EmbedItem, embed_items
+from .images import ResizePolicy
+from .similarity import Metric, _codes, block_scores, finish_scores, prepare_features, top_k_block
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from .build import BuildOptions
+
+CHUNK_BATCHES = 8  # model batches per Dask task
+_EXTRACTORS: dict[tuple[str, str, int], Any] = {}
+_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A client of `scheduler`, or of a LocalCluster on 127.0.0.1 that is closed afterwards."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as e:
+            from .build import BuildError
+
+            raise BuildError(f"cannot reach Dask scheduler {scheduler} ({e})") from None
+        with client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=workers or 2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            scheduler_port=0,
+            dashboard_address=None,
+            processes=True,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _worker_extractor(model: str, weights: str, seed: int) -> Any:
+    """The extractor of this worker process, loaded on first use and then kept."""
+    from .models import load_extractor
+
+    key = (model, weights, seed)
+    with _LOCK:
+        if key not in _EXTRACTORS:
+            _EXTRACTORS[key] = load_extractor(model, weights, seed)
+        return _EXTRACTORS[key]
+
+
+def embed_chunk(
+    chunk: list[tuple[str, bytes]],
+    model: str,
+    weights: str,
+    seed: int,
+    size: tuple[int, int],
+    policy: ResizePolicy,
+    batch: int,
+) -> tuple[list[str], np.ndarray, dict[str, str]]:
+    """Task: embed (sha256, image bytes) pairs on a worker; (shas, features, errors)."""
+    extractor = _worker_extractor(model, weights, seed)
+    items = [EmbedItem(sha, data) for sha, data in chunk]
+    out, errors = embed_items(items, extractor.embed, size, policy, batch)
+    shas = [it.sha256 for it in items if it.sha256 in out]
+    feats = np.stack([out[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)
+    return shas, feats, errors
+
+
+def embed_on_dask(
+    client: Client,
+    items: Sequence[EmbedItem],
+    opts: BuildOptions,
+    size: tuple[int, int],
+    on_shard: Callable[[list[str], np.ndarray], None] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Embed images on the cluster, a bounded number of chunks in flight at a time."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    chunk_len = opts.batch * CHUNK_BATCHES
+    chunks = [items[i : i + chunk_len] for i in range(0, len(items), chunk_len)]
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    in_flight = 2 * n_workers
+
+    def submit(chunk: Sequence[EmbedItem]) -> Any:
+        payload = [(it.sha256, Path(it.source).read_bytes()) for it in chunk]
+        return client.submit(
+            embed_chunk,
+            payload,
+            opts.model,
+            opts.weights,
+            opts.seed,
+            size,
+            opts.resize,
+            opts.batch,
+            pure=False,
+        )
+
+    out: dict[str, np.ndarray] = {}
+    errors: dict[str, str] = {}
+    pending = iter(chunks)
+    futures = as_completed([submit(c) for c, _ in zip(pending, range(in_flight), strict=False)])
+    bar = tqdm(total=len(items), desc="embedding (dask)", unit="img", disable=not opts.progress)
+    for fut in futures:
+        shas, feats, errs = fut.result()
+        errors.update(errs)
+        for sha, row in zip(shas, feats, strict=True):
+            out[sha] = row
+        if on_shard and shas:
+            on_shard(shas, feats)
+        bar.update(len(shas) + len(errs))
+        nxt = next(pending, None)
+        if nxt is not None:
+            futures.add(submit(nxt))
+    bar.close()
+    return out, errors
+
+
+def top_k_task(
+    x: np.ndarray,
+    sq: np.ndarray | None,
+    start: int,
+    stop: int,
+    k: int,
+    metric: Metric,
+    gcodes: np.ndarray | None,
+    dcodes: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Task: top-k of rows [start, stop), the same computation as the local engine."""
+    scores = block_scores(x, sq, start, stop, metric)
+    return top_k_block(scores, start, k, gcodes, dcodes)
+
+
+def top_k_on_dask(
+    client: Client,
+    features: np.ndarray,
+    k: int,
+    metric: Metric,
+    groups: Sequence[str] | None,
+    duplicate_keys: Sequence[str] | None,
+    block: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k with one task per row block; the features are broadcast once."""
+    x, sq = prepare_features(features, metric)
+    n = len(x)
+    gcodes = _codes(groups, n)
+    dcodes = _codes(duplicate_keys, n)
+    x_f, sq_f, g_f, d_f = (
+        client.scatter(v, broadcast=True) if v is not None else None
+        for v in (x, sq, gcodes, dcodes)
+    )
+    starts = list(range(0, n, block))
+    futures = [
+        client.submit(top_k_task, x_f, sq_f, s, min(s + block, n), k, metric, g_f, d_f, pure=False)
+        for s in starts
+    ]
+    idx = np.full((n, k), -1, dtype=np.int64)
+    scores = np.full((n, k), np.nan, dtype=np.float32)
+    for s, (bi, bs) in zip(starts, client.gather(futures), strict=True):
+        idx[s : s + len(bi)], scores[s : s + len(bs)] = bi, bs
+    return idx, finish_scores(scores, metric)

@@ -1,0 +1,209 @@
+"""Feature extractors: VGG16 fc2 (default), ResNet50 (average-pooled), or any Keras file.
+
+TensorFlow/Keras is imported only inside `load_extractor`, never at module import.
+Every extractor carries an identity (name, layer, weights, weights_sha256, input_size,
+dim) that goes into meta.json and keys the feature cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BUILTIN_MODELS = ("vgg16", "resnet50")
+# File names Keras's own loader caches the ImageNet weights under (keras/src/applications).
+IMAGENET_WEIGHT_FILES = {
+    "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+
+
+class ModelError(RuntimeError):
+    """A model cannot be loaded or does not match what a catalog was built with."""
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras caches downloaded weights (`$KERAS_HOME/models` or `~/.keras/models`)."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "models"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class FeatureExtractor:
+    """A loaded model that maps uint8 RGB batches (N, H, W, 3) to float32 features (N, dim)."""
+
+    identity: dict[str, Any]
+    model: Any
+    preprocess: Callable[[np.ndarray], np.ndarray] | None = None
+    calls: int = field(default=0, init=False)  # model invocations, for tests and progress
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) the model takes."""
+        w, h = self.identity["input_size"]
+        return int(w), int(h)
+
+    @property
+    def key(self) -> str:
+        """Short stable key of the model identity, used to name the feature cache."""
+        return model_key(self.identity)
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """Features for a uint8 batch of images, float32, one row per image."""
+        x = np.asarray(batch, dtype=np.float32)
+        if self.preprocess is not None:
+            x = self.preprocess(x)
+        self.calls += 1
+        out = self.model.predict_on_batch(x)
+        return np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
+
+
+def model_key(identity: dict[str, Any]) -> str:
+    """A filesystem-safe key of what determines the features (not where files live)."""
+    parts = [identity["name"], identity["layer"], identity["weights_sha256"]]
+    parts += [str(v) for v in identity["input_size"]]
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
+    return f"{identity['name'].replace('/', '_')}-{identity['layer']}-{digest}"
+
+
+def _weights_digest(model: Any) -> str:
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+def _missing_weights_error(name: str, cause: BaseException) -> ModelError:
+    fname = IMAGENET_WEIGHT_FILES[name]
+    return ModelError(
+        f"{name} ImageNet weights unavailable: {fname} is not in {keras_cache_dir()} and could "
+        f"not be downloaded ({type(cause).__name__}). Copy {fname} from Keras's "
+        f"keras-applications release into {keras_cache_dir()} (or set KERAS_HOME), "
+        "or pass --weights random for a smoke test"
+    )
+
+
+def _builtin(name: str, weights: str, seed: int) -> FeatureExtractor:
+    import keras
+
+    if weights not in ("imagenet", "random") and not Path(weights).is_file():
+        raise ModelError(f"--weights {weights}: not 'imagenet', 'random' or an existing file")
+    keras_weights = {"imagenet": "imagenet", "random": None}.get(weights, weights)
+    if weights == "random":
+        keras.utils.set_random_seed(seed)
+    try:
+        if name == "vgg16":
+            base = keras.applications.VGG16(weights=keras_weights, include_top=True)
+            layer = "fc2"
+            model = keras.Model(base.input, base.get_layer(layer).output, name="vgg16_fc2")
+            preprocess = keras.applications.vgg16.preprocess_input
+        else:
+            model = keras.applications.ResNet50(
+                weights=keras_weights, include_top=False, pooling="avg"
+            )
+            layer = "avg_pool"
+            preprocess = keras.applications.resnet50.preprocess_input
+    except (OSError, ValueError) as e:
+        cached = keras_cache_dir() / IMAGENET_WEIGHT_FILES[name]
+        if weights == "imagenet" and not cached.is_file():
+            raise _missing_weights_error(name, e) from None
+        raise ModelError(f"{name}: cannot load weights {weights} ({e})") from None
+    except Exception as e:  # urllib / http errors from Keras's downloader
+        if weights == "imagenet":
+            raise _missing_weights_error(name, e) from None
+        raise
+    if weights == "imagenet":
+        wfile = keras_cache_dir() / IMAGENET_WEIGHT_FILES[name]
+        weights_sha = file_sha256(wfile) if wfile.is_file() else _weights_digest(model)
+    elif weights == "random":
+        weights_sha = _weights_digest(model)
+    else:
+        weights_sha = file_sha256(weights)
+    h, w = model.input_shape[1:3]
+    identity = {
+        "name": name,
+        "layer": layer,
+        "weights": weights if weights in ("imagenet", "random") else Path(weights).name,
+        "weights_sha256": weights_sha,
+        "input_size": [int(w), int(h)],
+        "dim": int(model.output_shape[-1]),
+    }
+    return FeatureExtractor(identity=identity, model=model, preprocess=preprocess)
+
+
+def _keras_file(path: str | Path) -> FeatureExtractor:
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:
+        raise ModelError(f"{path}: cannot load Keras model ({type(e).__name__}: {e})") from None
+    shape = model.input_shape
+    if isinstance(shape, list) or len(shape) != 4 or shape[-1] != 3:
+        raise ModelError(f"{path}: expected one image input (None, H, W, 3), got {shape}")
+    if shape[1] is None or shape[2] is None:
+        raise ModelError(f"{path}: input size must be fixed, got {shape}")
+    out_rank = len(model.output_shape)
+    layer = model.layers[-1].name
+    if out_rank == 4:  # a feature map: average-pool it to one vector
+        pooled = keras.layers.GlobalAveragePooling2D()(model.output)
+        model = keras.Model(model.input, pooled)
+        layer += "+avg"
+    elif out_rank != 2:
+        raise ModelError(f"{path}: output must be a vector or a 4-D map, got {model.output_shape}")
+    identity = {
+        "name": f"file:{path.name}",
+        "layer": layer,
+        "weights": path.name,
+        "weights_sha256": file_sha256(path),
+        "input_size": [int(shape[2]), int(shape[1])],
+        "dim": int(model.output_shape[-1]),
+        "path": str(path),
+    }
+    return FeatureExtractor(identity=identity, model=model, preprocess=None)
+
+
+def load_extractor(
+    model: str = "vgg16", weights: str = "imagenet", seed: int = 0
+) -> FeatureExtractor:
+    """Load a feature extractor.
+
+    `model` is `vgg16` (layer fc2, 4096-d), `resnet50` (average-pooled, 2048-d) or the path
+    of a Keras model file (raw RGB 0-255 in). `weights` applies to the built-in models:
+    `imagenet` (through Keras's cache), `random` (seeded, for tests) or a weights file.
+    """
+    if model in BUILTIN_MODELS:
+        return _builtin(model, weights, seed)
+    if model.endswith((".keras", ".h5")) or os.sep in model or Path(model).exists():
+        return _keras_file(model)
+    raise ModelError(
+        f"unknown model {model!r}: use {', '.join(BUILTIN_MODELS)} or the path of a .keras file"
+    )
+
+
+def check_identity(expected: dict[str, Any], actual: dict[str, Any]) -> None:
+    """Raise ModelError unless `actual` is the model `expected` describes (name, layer, weights)."""
+    for key in ("name", "layer", "weights_sha256", "dim"):
+        if expected.get(key) != actual.get(key):
+            raise ModelError(
+                f"model mismatch: catalog was built with {key}={expected.get(key)!r}, "
+                f"loaded model has {key}={actual.get(key)!r}"
+            )
