@@ -1,0 +1,1030 @@
+"""lookalike shop front: a Plotly Dash app serving a precomputed folder (contract 2).
+
+Static mode (this file) reads only JSON and thumbnails, never TensorFlow:
+
+    python app.py [--precomputed FOLDER] [--host 127.0.0.1] [--port 8050]   # development
+    gunicorn app:server                                                     # production
+
+The folder comes from `--precomputed`, else the LOOKALIKE_PRECOMPUTED environment
+variable, else `precomputed/demo`. Everything a page shows is computed once at start-up
+(`Catalog.load`); callbacks are thin wrappers around pure functions (`render_page`,
+`catalog_results`, `explore_figure`, ...) that tests call directly. Pages live in a
+registry (`STATIC_PAGES`, `Page`), so dynamic mode can add its own page with
+`create_app(folder, extra_pages=...)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import html as html_text
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode
+
+import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from flask import Response, abort, send_from_directory
+
+from pipeline.precomputed import PrecomputedError, read_precomputed
+
+ROOT = Path(__file__).resolve().parent
+ENV_VAR = "LOOKALIKE_PRECOMPUTED"
+DEFAULT_FOLDER = ROOT / "precomputed" / "demo"
+ASSETS = ROOT / "assets"
+PLACEHOLDER_URL = "/assets/placeholder.svg"
+PAGE_SIZE = 24
+MAX_FACETS = 6  # filters shown on the catalog page
+MAX_FACET_VALUES = 60  # an attribute with more distinct values is not a useful filter
+MAX_LEGEND_VALUES = 12  # explore page: more values than this are lumped into "other"
+SCATTERGL_FROM = 5000  # WebGL scatter above this many points, SVG below
+THUMB_MAX_AGE = 7 * 24 * 3600  # thumbnails never change within a build
+RESERVED_QUERY_KEYS = ("q", "sort", "page")
+SORTS = {
+    "featured": "Featured",
+    "price-asc": "Price: low to high",
+    "price-desc": "Price: high to low",
+    "title": "Name: A to Z",
+}
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "INR": "₹"}
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One product as the pages show it, formatted once at start-up."""
+
+    id: str
+    title: str
+    price: float | None
+    price_text: str
+    product_url: str | None
+    thumb_url: str
+    attrs: dict[str, str]
+    xy: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Facet:
+    """A filterable attribute: its name and (value, count) options, most common first."""
+
+    name: str
+    label: str
+    options: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogQuery:
+    """What the catalog page shows: search text, filters, sort order and page number."""
+
+    q: str = ""
+    filters: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    sort: str = "featured"
+    page: int = 1
+
+    def filter_values(self, name: str) -> list[str]:
+        """The selected values of one attribute (empty list = no filter)."""
+        return next((list(values) for key, values in self.filters if key == name), [])
+
+
+def format_price(price: Any, currency: Any) -> str:
+    """Price as a shopper reads it ("€12.50", "12.50 SEK"); "" when unknown."""
+    if price is None or isinstance(price, bool):
+        return ""
+    try:
+        amount = float(price)
+    except (TypeError, ValueError):
+        return ""
+    symbol = CURRENCY_SYMBOLS.get(str(currency or "").upper())
+    if symbol:
+        return f"{symbol}{amount:,.2f}"
+    return f"{amount:,.2f} {currency}" if currency else f"{amount:,.2f}"
+
+
+def attribute_label(name: str) -> str:
+    """Readable label for an attribute name: "baseColour" -> "Base colour"."""
+    words: list[str] = []
+    current = ""
+    for ch in name.replace("_", " ").replace("-", " "):
+        if ch.isupper() and current and not current[-1].isupper() and current[-1] != " ":
+            words.append(current)
+            current = ch.lower()
+        else:
+            current += ch
+    words.append(current)
+    text = " ".join(w.strip() for w in words if w.strip())
+    return text[:1].upper() + text[1:]
+
+
+def pick_facets(items: Sequence[Item]) -> list[Facet]:
+    """Attributes worth filtering by: 2..MAX_FACET_VALUES distinct values, set on most items."""
+    counts: dict[str, Counter[str]] = {}
+    for item in items:
+        for name, value in item.attrs.items():
+            if value:
+                counts.setdefault(name, Counter())[value] += 1
+    facets = []
+    for name, counter in counts.items():  # first-seen order = the catalog's column order
+        covered = sum(counter.values())
+        if name in RESERVED_QUERY_KEYS or not 2 <= len(counter) <= MAX_FACET_VALUES:
+            continue
+        if covered < 0.5 * len(items) or len(counter) >= covered:
+            continue
+        options = tuple(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+        facets.append(Facet(name, attribute_label(name), options))
+    return facets[:MAX_FACETS]
+
+
+@dataclass
+class Catalog:
+    """A precomputed folder loaded and indexed for serving; built once per process."""
+
+    folder: Path
+    meta: dict[str, Any]
+    items: list[Item]
+    index: dict[str, int]
+    neighbours: list[tuple[tuple[int, float], ...]]
+    search_text: list[str]
+    facets: list[Facet]
+    facet_members: dict[str, dict[str, frozenset[int]]] = field(default_factory=dict)
+    thumb_paths: dict[str, str] = field(default_factory=dict)
+    figures: dict[str, go.Figure] = field(default_factory=dict, repr=False)
+
+    @property
+    def metric(self) -> str:
+        """"cosine" (score = similarity, higher is closer) or "euclidean" (distance)."""
+        return str(self.meta.get("metric") or "cosine")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Catalog:
+        """Read and index a precomputed folder; raise PrecomputedError if it is unusable."""
+        pre = read_precomputed(folder)
+        folder = pre.folder
+        items: list[Item] = []
+        for p in pre.products:
+            pid = str(p["id"])
+            thumb = p.get("thumb") or f"thumbs/{pid}.jpg"
+            has_thumb = (folder / thumb).is_file()
+            xy = p.get("xy")
+            attrs = p.get("attrs") or {}
+            items.append(
+                Item(
+                    id=pid,
+                    title=str(p.get("title") or pid),
+                    price=_as_float(p.get("price")),
+                    price_text=format_price(p.get("price"), p.get("currency")),
+                    product_url=p.get("product_url") or None,
+                    thumb_url=f"/thumbs/{quote(pid)}.jpg" if has_thumb else PLACEHOLDER_URL,
+                    attrs={str(k): "" if v is None else str(v) for k, v in attrs.items()},
+                    xy=(float(xy[0]), float(xy[1])) if xy and len(xy) == 2 else None,
+                )
+            )
+        index = {item.id: i for i, item in enumerate(items)}
+        neighbours = []
+        for item in items:
+            pairs = pre.neighbours.get(item.id) or []
+            resolved = tuple(
+                (index[str(nid)], float(score)) for nid, score in pairs if str(nid) in index
+            )
+            neighbours.append(resolved)
+        search_text = [
+            " ".join([item.title, *item.attrs.values()]).lower() for item in items
+        ]
+        facets = pick_facets(items)
+        members: dict[str, dict[str, set[int]]] = {f.name: {} for f in facets}
+        for i, item in enumerate(items):
+            for name, by_value in members.items():
+                value = item.attrs.get(name)
+                if value:
+                    by_value.setdefault(value, set()).add(i)
+        facet_members = {
+            name: {v: frozenset(ix) for v, ix in by_value.items()}
+            for name, by_value in members.items()
+        }
+        thumb_paths = {
+            str(p["id"]): str(p.get("thumb") or f"thumbs/{p['id']}.jpg") for p in pre.products
+        }
+        return cls(folder, pre.meta, items, index, neighbours, search_text, facets,
+                   facet_members, thumb_paths)
+
+    def item(self, product_id: str) -> Item | None:
+        """The product with this id, or None."""
+        i = self.index.get(product_id)
+        return None if i is None else self.items[i]
+
+    def thumb_path(self, product_id: str) -> str | None:
+        """Thumbnail path relative to the folder, only for ids in the catalog."""
+        return self.thumb_paths.get(product_id)
+
+    def matching(self, query: CatalogQuery) -> list[int]:
+        """Indices of the products matching the search text and filters, in query.sort order."""
+        candidates: frozenset[int] | None = None
+        for name, values in query.filters:
+            by_value = self.facet_members.get(name)
+            if by_value is None or not values:
+                continue
+            chosen = frozenset().union(*(by_value.get(v, frozenset()) for v in values))
+            candidates = chosen if candidates is None else candidates & chosen
+        rows = range(len(self.items)) if candidates is None else sorted(candidates)
+        tokens = query.q.lower().split()
+        if tokens:
+            text = self.search_text
+            rows = [i for i in rows if all(t in text[i] for t in tokens)]
+        rows = list(rows)
+        items = self.items
+        if query.sort == "price-asc":
+            rows.sort(key=lambda i: (items[i].price is None, items[i].price or 0.0))
+        elif query.sort == "price-desc":
+            rows.sort(key=lambda i: (items[i].price is None, -(items[i].price or 0.0)))
+        elif query.sort == "title":
+            rows.sort(key=lambda i: items[i].title.lower())
+        elif tokens:  # "featured" with a search: title hits before attribute-only hits
+            rows.sort(key=lambda i: not all(t in items[i].title.lower() for t in tokens))
+        return rows
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------- query strings
+
+
+def parse_catalog_query(search: str | None, catalog: Catalog) -> CatalogQuery:
+    """Parse the catalog page's URL query string ("?q=shirt&gender=Men&page=2")."""
+    pairs = parse_qsl((search or "").lstrip("?"), keep_blank_values=False)
+    q, sort, page = "", "featured", 1
+    chosen: dict[str, list[str]] = {}
+    facet_names = {f.name for f in catalog.facets}
+    for key, value in pairs:
+        if key == "q":
+            q = value.strip()
+        elif key == "sort" and value in SORTS:
+            sort = value
+        elif key == "page":
+            page = int(value) if value.isdigit() and int(value) > 0 else 1
+        elif key in facet_names and value not in chosen.setdefault(key, []):
+            chosen[key].append(value)
+    return make_query(catalog, q, chosen, sort, page)
+
+
+def make_query(
+    catalog: Catalog, q: str | None, chosen: dict[str, Sequence[str] | None], sort: str | None,
+    page: int | None,
+) -> CatalogQuery:
+    """A normalised CatalogQuery: filters in facet order, unknown attributes dropped."""
+    filters = tuple(
+        (f.name, tuple(chosen[f.name]))
+        for f in catalog.facets
+        if chosen.get(f.name)
+    )
+    return CatalogQuery(
+        q=(q or "").strip(),
+        filters=filters,
+        sort=sort if sort in SORTS else "featured",
+        page=max(1, int(page or 1)),
+    )
+
+
+def catalog_query_string(query: CatalogQuery) -> str:
+    """The URL query string for a CatalogQuery ("" for the plain first page)."""
+    pairs: list[tuple[str, str]] = []
+    if query.q:
+        pairs.append(("q", query.q))
+    for name, values in query.filters:
+        pairs.extend((name, v) for v in values)
+    if query.sort != "featured":
+        pairs.append(("sort", query.sort))
+    if query.page > 1:
+        pairs.append(("page", str(query.page)))
+    return "?" + urlencode(pairs) if pairs else ""
+
+
+# --------------------------------------------------------------------------- components
+
+
+def product_href(product_id: str) -> str:
+    """The URL of a product's page."""
+    return f"/product/{quote(product_id, safe='')}"
+
+
+def similarity_display(
+    score: float, rank: int, metric: str, best_score: float
+) -> tuple[str, float, str]:
+    """How a neighbour's score is shown: (badge text, bar fraction 0..1, explanation).
+
+    Cosine scores are similarities: "92% match". Euclidean scores are distances (lower
+    is closer), which mean nothing to a shopper, so the badge gives the rank and the bar
+    shows closeness relative to the closest match (closest / this distance).
+    """
+    if metric == "euclidean":
+        fraction = 1.0 if score <= 0 else max(0.0, min(1.0, best_score / score))
+        badge = "Closest match" if rank == 1 else f"#{rank} closest"
+        explanation = (
+            f"Euclidean distance {score:.3g} (lower is closer); "
+            f"bar: closeness relative to the closest match ({fraction:.0%})"
+        )
+        return badge, fraction, explanation
+    fraction = max(0.0, min(1.0, score))
+    return f"{round(fraction * 100)}% match", fraction, f"cosine similarity {score:.3f}"
+
+
+def product_card(item: Item, footer: list[Any] | None = None, size: str = "") -> dcc.Link:
+    """A clickable card (thumbnail, title, price) linking to the product's page."""
+    body = [
+        html.Div(item.title, className="product-title", title=item.title),
+        html.Div(item.price_text or "\u00a0", className="product-price"),
+    ]
+    return dcc.Link(
+        dbc.Card(
+            [
+                html.Div(
+                    html.Img(src=item.thumb_url, alt=item.title),
+                    className="product-thumb",
+                ),
+                dbc.CardBody(body + (footer or []), className="p-2"),
+            ],
+            className=f"product-card h-100 {size}".strip(),
+        ),
+        href=product_href(item.id),
+        id={"type": "product-card", "id": item.id},
+        className="product-link",
+    )
+
+
+def similar_card(catalog: Catalog, index: int, score: float, rank: int, best: float) -> dcc.Link:
+    """A product card with its similarity badge and bar, for the product page."""
+    badge, fraction, explanation = similarity_display(score, rank, catalog.metric, best)
+    footer = [
+        html.Div(
+            [
+                html.Span(badge, className="match-text"),
+                dbc.Progress(value=round(fraction * 100), className="match-bar"),
+            ],
+            className="match",
+            title=explanation,
+        )
+    ]
+    return product_card(catalog.items[index], footer)
+
+
+def navbar(pages: Sequence[Page], brand: str) -> dbc.Navbar:
+    """The top bar: brand and one link per page that has a navbar label."""
+    links = [
+        dbc.NavItem(dbc.NavLink(p.label, href=p.path, active="exact"))
+        for p in pages
+        if p.label
+    ]
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                dcc.Link(
+                    [html.Span("◐", className="brand-mark"), " lookalike"],
+                    href="/",
+                    className="navbar-brand",
+                ),
+                html.Span(brand, className="navbar-text small d-none d-md-inline"),
+                dbc.Nav(links, className="ms-auto", navbar=True),
+            ]
+        ),
+        className="site-nav mb-4",
+        color="#1d2130",
+        dark=True,
+    )
+
+
+def grid(cards: list[Any], cols: str = "row-cols-2 row-cols-sm-3 row-cols-md-4 row-cols-xl-6"
+         ) -> html.Div:
+    """A responsive row of cards."""
+    return html.Div(
+        [html.Div(card, className="col") for card in cards],
+        className=f"row g-3 {cols}",
+    )
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def catalog_results(catalog: Catalog, query: CatalogQuery) -> tuple[Any, int, int, str]:
+    """Grid of the query's page, number of pages, page shown and a result count line."""
+    rows = catalog.matching(query)
+    n_pages = max(1, -(-len(rows) // PAGE_SIZE))
+    page = min(query.page, n_pages)
+    shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    if not rows:
+        body: Any = html.Div(
+            [
+                html.Div("No products match", className="h5"),
+                html.Div("Try fewer words or clear a filter.", className="text-muted"),
+            ],
+            className="empty-state text-center py-5",
+        )
+    else:
+        body = grid([product_card(catalog.items[i]) for i in shown])
+    noun = "product" if len(rows) == 1 else "products"
+    count = f"{len(rows):,} {noun}"
+    if len(rows) > PAGE_SIZE:
+        first = (page - 1) * PAGE_SIZE + 1
+        count += f" · showing {first:,}–{first + len(shown) - 1:,}"
+    return body, n_pages, page, count
+
+
+def catalog_page(catalog: Catalog, query: CatalogQuery) -> html.Div:
+    """Catalog: search box, attribute filters, sort, a page of product cards, pagination."""
+    body, n_pages, page, count = catalog_results(catalog, query)
+    filters = [
+        dbc.Col(
+            dcc.Dropdown(
+                id={"type": "catalog-filter", "attr": f.name},
+                options=[{"label": f"{v} ({n:,})", "value": v} for v, n in f.options],
+                value=query.filter_values(f.name),
+                multi=True,
+                placeholder=f.label,
+                className="catalog-filter",
+            ),
+            xs=12, sm=6, lg=True,
+        )
+        for f in catalog.facets
+    ]
+    controls = dbc.Row(
+        [
+            dbc.Col(
+                dbc.InputGroup(
+                    [
+                        dbc.InputGroupText(html.Span(className="search-icon")),
+                        dcc.Input(
+                            id="catalog-search",
+                            type="search",
+                            value=query.q,
+                            placeholder="Search products",
+                            debounce=0.35,
+                            className="form-control",
+                            autoComplete="off",
+                        ),
+                    ]
+                ),
+                xs=12, lg=4,
+            ),
+            dbc.Col(
+                dbc.Select(
+                    id="catalog-sort",
+                    options=[{"label": v, "value": k} for k, v in SORTS.items()],
+                    value=query.sort,
+                ),
+                xs=12, sm=6, lg=2,
+            ),
+        ],
+        className="g-2 mb-2",
+    )
+    return html.Div(
+        [
+            # The catalog's own view of the URL: its state lives in the query string, so
+            # back/forward and shared links work. Only present on this page, so its callback
+            # never fires elsewhere; "callback-nav" keeps the app's main Location in step.
+            dcc.Location(id="catalog-url", refresh="callback-nav"),
+            html.Div(
+                [
+                    html.H1("Shop the catalog", className="h3 mb-1"),
+                    html.P(
+                        "Pick anything you like and we'll show you what looks like it.",
+                        className="text-muted mb-3",
+                    ),
+                ]
+            ),
+            controls,
+            dbc.Row(filters, className="g-2 mb-3") if filters else None,
+            html.Div(count, id="catalog-count", className="text-muted small mb-2"),
+            html.Div(body, id="catalog-grid"),
+            html.Div(
+                dbc.Pagination(
+                    id="catalog-pagination",
+                    max_value=n_pages,
+                    active_page=page,
+                    fully_expanded=False,
+                    first_last=True,
+                    previous_next=True,
+                ),
+                className="d-flex justify-content-center mt-4",
+            ),
+        ],
+        className="catalog-page",
+    )
+
+
+def product_page(catalog: Catalog, product_id: str) -> html.Div:
+    """A product's page: big image, details, shop link, and its k most similar products."""
+    i = catalog.index.get(product_id)
+    if i is None:
+        return not_found_page(f"We couldn't find a product with the id “{product_id}”.")
+    item = catalog.items[i]
+    neighbours = catalog.neighbours[i]
+    best = neighbours[0][1] if neighbours else 0.0
+    similar = [
+        similar_card(catalog, j, score, rank, best)
+        for rank, (j, score) in enumerate(neighbours, start=1)
+    ]
+    facet_names = {f.name for f in catalog.facets}
+    chips = [
+        dcc.Link(
+            [html.Span(attribute_label(name), className="chip-name"), value],
+            href="/" + catalog_query_string(CatalogQuery(filters=((name, (value,)),))),
+            className="chip",
+        )
+        if name in facet_names
+        else html.Span([html.Span(attribute_label(name), className="chip-name"), value],
+                       className="chip")
+        for name, value in item.attrs.items()
+        if value
+    ]
+    actions: list[Any] = []
+    if item.product_url:
+        actions.append(
+            html.A(
+                "View in shop ↗",
+                href=item.product_url,
+                target="_blank",
+                rel="noopener noreferrer",
+                className="btn btn-primary btn-lg me-2",
+                id="product-shop-link",
+            )
+        )
+    actions.append(dcc.Link("← Back to catalog", href="/", className="btn btn-outline-secondary"))
+    if catalog.metric == "euclidean":
+        how = ("Ranked by Euclidean distance between image features (lower is closer); "
+               "the bar shows closeness relative to the closest match.")
+    else:
+        how = "Ranked by cosine similarity between image features: 100% would be identical."
+    return html.Div(
+        [
+            dbc.Row(
+                [
+                    dbc.Col(
+                        html.Div(
+                            html.Img(src=item.thumb_url, alt=item.title, id="product-image"),
+                            className="product-hero",
+                        ),
+                        md=5,
+                    ),
+                    dbc.Col(
+                        [
+                            html.H1(item.title, id="product-title", className="h2"),
+                            html.Div(item.price_text, className="product-hero-price mb-3"),
+                            html.Div(chips, className="chips mb-4"),
+                            html.Div(actions),
+                        ],
+                        md=7,
+                        className="pt-md-3",
+                    ),
+                ],
+                className="g-4 mb-5 align-items-start",
+            ),
+            html.H2("Looks like this", className="h4 mb-1"),
+            html.P(how, className="text-muted small mb-3"),
+            html.Div(
+                grid(similar, "row-cols-2 row-cols-sm-3 row-cols-md-4 row-cols-xl-5")
+                if similar
+                else html.P("No similar products were computed for this one."),
+                id="similar-products",
+            ),
+        ],
+        className="product-page",
+        id={"type": "product-page", "id": item.id},
+    )
+
+
+def explore_figure(catalog: Catalog, attr: str | None) -> go.Figure:
+    """Scatter of the catalog's 2-D map, one trace per value of `attr` (or one trace)."""
+    rows = [i for i, item in enumerate(catalog.items) if item.xy is not None]
+    groups: dict[str, list[int]] = {}
+    if attr:
+        counts = Counter(catalog.items[i].attrs.get(attr) or "(none)" for i in rows)
+        keep = {v for v, _ in counts.most_common(MAX_LEGEND_VALUES)}
+        for i in rows:
+            value = catalog.items[i].attrs.get(attr) or "(none)"
+            groups.setdefault(value if value in keep else "other", []).append(i)
+        order = sorted(groups, key=lambda v: (v == "other", -len(groups[v]), v))
+    else:
+        groups = {"products": rows}
+        order = ["products"]
+    trace_type = go.Scattergl if len(rows) >= SCATTERGL_FROM else go.Scatter
+    fig = go.Figure()
+    for value in order:
+        members = groups[value]
+        items = [catalog.items[i] for i in members]
+        fig.add_trace(
+            trace_type(
+                x=[it.xy[0] for it in items],  # type: ignore[index]
+                y=[it.xy[1] for it in items],  # type: ignore[index]
+                mode="markers",
+                name=f"{value} ({len(items):,})",
+                customdata=[it.id for it in items],
+                # Plotly renders a few HTML tags in hover text: escape scraped titles.
+                text=[
+                    html_text.escape(it.title) + (f"<br>{html_text.escape(it.price_text)}"
+                                                  if it.price_text else "")
+                    for it in items
+                ],
+                hovertemplate="%{text}<extra>" + html_text.escape(value) + "</extra>",
+                marker={"size": 7 if len(rows) < 2000 else 4, "opacity": 0.8},
+            )
+        )
+    fig.update_layout(
+        template="plotly_white",
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        height=620,
+        legend={"itemsizing": "constant", "title": {"text": attribute_label(attr) if attr
+                                                     else ""}},
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": "x"},
+        hovermode="closest",
+        dragmode="pan",
+        uirevision=attr or "",
+    )
+    return fig
+
+
+def explore_page(catalog: Catalog, attr: str | None = None) -> html.Div:
+    """Explore: the 2-D map of the catalog, coloured by a chosen attribute."""
+    names = [f.name for f in catalog.facets]
+    attr = attr if attr in names else (names[0] if names else None)
+    n_mapped = sum(1 for item in catalog.items if item.xy is not None)
+    return html.Div(
+        [
+            html.H1("Explore the catalog", className="h3 mb-1"),
+            html.P(
+                "Each dot is a product; products that look alike sit close together. "
+                "Hover to see one, click to open it.",
+                className="text-muted",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(html.Label("Colour by", htmlFor="explore-colour",
+                                       className="col-form-label"), width="auto"),
+                    dbc.Col(
+                        dbc.Select(
+                            id="explore-colour",
+                            options=[{"label": attribute_label(n), "value": n} for n in names],
+                            value=attr,
+                        ),
+                        xs=8, md=3,
+                    ),
+                    dbc.Col(html.Span(f"{n_mapped:,} products", className="text-muted small"),
+                            width="auto"),
+                ],
+                className="g-2 mb-2 align-items-center",
+            )
+            if names
+            else None,
+            dbc.Card(
+                dcc.Graph(
+                    id="explore-graph",
+                    figure=figure_for(catalog, attr),
+                    config={"displaylogo": False, "scrollZoom": True},
+                ),
+                body=True,
+                className="p-1",
+            ),
+        ],
+        className="explore-page",
+    )
+
+
+def figure_for(catalog: Catalog, attr: str | None) -> go.Figure:
+    """The explore figure, built once per (catalog, attribute) and then reused."""
+    key = attr or ""
+    if key not in catalog.figures:
+        catalog.figures[key] = explore_figure(catalog, attr)
+    return catalog.figures[key]
+
+
+def about_rows(catalog: Catalog) -> list[tuple[str, str]]:
+    """(label, value) pairs describing how the recommendations were built, from meta.json."""
+    meta = catalog.meta
+    model = meta.get("model") or {}
+    metric = catalog.metric
+    metric_text = {
+        "cosine": "cosine similarity (higher is closer)",
+        "euclidean": "Euclidean distance (lower is closer)",
+    }.get(metric, metric)
+    created = str(meta.get("created_at") or "")
+    with contextlib.suppress(ValueError):  # not ISO 8601: show it as written
+        created = datetime.fromisoformat(created.replace("Z", "+00:00")).strftime(
+            "%Y-%m-%d %H:%M %Z"
+        ).strip()
+    projection = meta.get("projection")
+    if isinstance(projection, dict):
+        projection = projection.get("method") or projection.get("name") or str(projection)
+    rows = [
+        ("Products", f"{len(catalog.items):,}"),
+        ("Model", str(model.get("name") or "unknown")),
+        ("Layer", str(model.get("layer") or "unknown")),
+        ("Weights", str(model.get("weights") or "unknown")),
+        ("Feature size", str(model.get("dim") or "unknown")),
+        ("Similarity", metric_text),
+        ("Similar products per item (k)", str(meta.get("k") or "unknown")),
+        ("Grouped by", str(meta.get("group_by") or "none (whole catalog)")),
+        ("2-D map", str(projection or "unknown")),
+        ("Built", created or "unknown"),
+    ]
+    return rows
+
+
+def about_page(catalog: Catalog) -> html.Div:
+    """About: what the recommendations are built from."""
+    table = html.Table(
+        html.Tbody(
+            [html.Tr([html.Th(k, scope="row"), html.Td(v)]) for k, v in about_rows(catalog)]
+        ),
+        className="table about-table mb-0",
+        id="about-table",
+    )
+    return html.Div(
+        dbc.Row(
+            dbc.Col(
+                [
+                    html.H1("How it works", className="h3"),
+                    html.P(
+                        "Every product photo was run through an image model; products whose "
+                        "image features are closest are shown as look-alikes. Nothing here "
+                        "uses text or purchase data: it is all in the pictures.",
+                        className="text-muted",
+                    ),
+                    dbc.Card(table, body=True),
+                ],
+                lg=8,
+            )
+        ),
+        className="about-page",
+    )
+
+
+def not_found_page(message: str = "There is no page at this address.") -> html.Div:
+    """A friendly 404 page."""
+    return html.Div(
+        [
+            html.Div("404", className="display-1 fw-bold text-muted"),
+            html.H1("Nothing looks like this", className="h3"),
+            html.P(message, className="text-muted", id="not-found-message"),
+            dcc.Link("Browse the catalog", href="/", className="btn btn-primary"),
+        ],
+        className="not-found text-center py-5",
+        id="not-found",
+    )
+
+
+# --------------------------------------------------------------------------- routing
+
+
+@dataclass(frozen=True)
+class Page:
+    """A routable page. `path` is matched exactly, or as a prefix when it ends with "/"
+    (the rest of the path is passed to `layout`). `label` puts it in the navbar.
+    `register_callbacks(app, catalog)` adds the page's callbacks."""
+
+    path: str
+    label: str | None
+    layout: Callable[[Catalog, str, str], Any]
+    register_callbacks: Callable[[Dash, Catalog], None] | None = None
+
+    def matches(self, pathname: str) -> str | None:
+        """The rest of `pathname` after this page's path, or None if it does not match."""
+        if self.path.endswith("/") and self.path != "/":
+            return pathname[len(self.path) :] if pathname.startswith(self.path) else None
+        return "" if pathname.rstrip("/") == self.path.rstrip("/") else None
+
+
+STATIC_PAGES: tuple[Page, ...] = (
+    Page("/", "Catalog", lambda c, rest, search: catalog_page(c, parse_catalog_query(search, c))),
+    Page("/product/", None, lambda c, rest, search: product_page(c, unquote(rest.strip("/")))),
+    Page("/explore", "Explore", lambda c, rest, search: explore_page(c)),
+    Page("/about", "About", lambda c, rest, search: about_page(c)),
+)
+
+
+def render_page(
+    catalog: Catalog, pathname: str | None, search: str | None = "",
+    pages: Sequence[Page] = STATIC_PAGES,
+) -> Any:
+    """The page for a URL path (the router); unknown paths get the 404 page."""
+    pathname = pathname or "/"
+    for page in pages:
+        rest = page.matches(pathname)
+        if rest is not None:
+            return page.layout(catalog, rest, search or "")
+    return not_found_page()
+
+
+def sync_catalog(
+    catalog: Catalog, trigger: str | None, url_search: str | None, q: str | None,
+    sort: str | None, chosen: dict[str, list[str] | None], page: int | None,
+) -> tuple[Any, str, int, int, str, str, list[list[str]], Any]:
+    """The catalog page's one callback, as a pure function.
+
+    Triggered by the URL (back/forward): controls follow the URL. Triggered by a control:
+    the URL follows the controls, and any change but the page number goes back to page 1.
+    Returns (grid, count, n_pages, page, search text, sort, filter values per facet,
+    new URL query string or no_update).
+    """
+    if trigger == "url":
+        query = parse_catalog_query(url_search, catalog)
+    else:
+        query = make_query(catalog, q, chosen, sort, page if trigger == "page" else 1)
+    body, n_pages, shown_page, count = catalog_results(catalog, query)
+    query_string = catalog_query_string(query)
+    new_search = no_update if trigger == "url" or query_string == (url_search or "") else (
+        query_string
+    )
+    filter_values = [query.filter_values(f.name) for f in catalog.facets]
+    return body, count, n_pages, shown_page, query.q, query.sort, filter_values, new_search
+
+
+def clicked_product_path(click_data: dict[str, Any] | None, catalog: Catalog) -> str | None:
+    """The product page to open for a click on the explore scatter (None: not a product)."""
+    try:
+        product_id = click_data["points"][0]["customdata"]  # type: ignore[index]
+    except (TypeError, KeyError, IndexError):
+        return None
+    return product_href(product_id) if isinstance(product_id, str) and product_id in (
+        catalog.index
+    ) else None
+
+
+# --------------------------------------------------------------------------- app
+
+
+def create_app(folder: str | Path, extra_pages: Sequence[Page] = ()) -> Dash:
+    """Build the Dash app for a precomputed folder (raises PrecomputedError if unusable)."""
+    catalog = Catalog.load(folder)
+    pages = (*STATIC_PAGES, *extra_pages)
+    name = str(catalog.meta.get("name") or "")
+    app = Dash(
+        __name__,
+        title="lookalike",
+        update_title=None,
+        assets_folder=str(ASSETS),
+        suppress_callback_exceptions=True,
+        serve_locally=True,
+    )
+    app.catalog = catalog  # type: ignore[attr-defined]
+    app.pages = pages  # type: ignore[attr-defined]
+    app.layout = html.Div(
+        [
+            dcc.Location(id="url", refresh=False),
+            navbar(pages, name),
+            dbc.Container(id="page-content", className="pb-5", fluid="xl"),
+            html.Footer(
+                dbc.Container(
+                    f"{len(catalog.items):,} products · look-alikes by "
+                    f"{(catalog.meta.get('model') or {}).get('name', 'an image model')}",
+                    fluid="xl",
+                ),
+                className="site-footer",
+            ),
+        ]
+    )
+    _register_thumbs(app, catalog)
+
+    @app.callback(
+        Output("page-content", "children"),
+        Input("url", "pathname"),
+        State("url", "search"),
+    )
+    def _render(pathname: str | None, search: str | None) -> Any:
+        return render_page(catalog, pathname, search, pages)
+
+    facet_names = [f.name for f in catalog.facets]
+
+    @app.callback(
+        Output("catalog-grid", "children"),
+        Output("catalog-count", "children"),
+        Output("catalog-pagination", "max_value"),
+        Output("catalog-pagination", "active_page"),
+        Output("catalog-search", "value"),
+        Output("catalog-sort", "value"),
+        Output({"type": "catalog-filter", "attr": ALL}, "value"),
+        Output("catalog-url", "search"),
+        Input("catalog-url", "search"),
+        Input("catalog-search", "value"),
+        Input("catalog-sort", "value"),
+        Input({"type": "catalog-filter", "attr": ALL}, "value"),
+        Input("catalog-pagination", "active_page"),
+        prevent_initial_call=True,
+    )
+    def _catalog(
+        url_search: str | None, q: str | None, sort: str | None,
+        filter_values: list[list[str] | None], page: int | None,
+    ) -> tuple[Any, ...]:
+        trigger = {"catalog-url": "url", "catalog-pagination": "page"}.get(
+            ctx.triggered_id if isinstance(ctx.triggered_id, str) else "", "control"
+        )
+        ids = [item["id"]["attr"] for item in ctx.inputs_list[3]]
+        chosen = dict(zip(ids, filter_values, strict=True))
+        result = sync_catalog(catalog, trigger, url_search, q, sort, chosen, page)
+        # Filter outputs follow the order of the filter components on the page.
+        by_name = dict(zip(facet_names, result[6], strict=True))
+        return (*result[:6], [by_name.get(a, []) for a in ids], result[7])
+
+    @app.callback(
+        Output("explore-graph", "figure"),
+        Input("explore-colour", "value"),
+        prevent_initial_call=True,
+    )
+    def _explore(attr: str | None) -> go.Figure:
+        return figure_for(catalog, attr)
+
+    @app.callback(
+        Output("url", "pathname"),
+        Input("explore-graph", "clickData"),
+        prevent_initial_call=True,
+    )
+    def _explore_click(click_data: dict[str, Any] | None) -> Any:
+        return clicked_product_path(click_data, catalog) or no_update
+
+    for page in pages:
+        if page.register_callbacks:
+            page.register_callbacks(app, catalog)
+    return app
+
+
+def _register_thumbs(app: Dash, catalog: Catalog) -> None:
+    """Serve thumbnails from the folder's thumbs/: only catalog ids, with caching headers."""
+
+    @app.server.route("/thumbs/<product_id>.jpg")
+    def thumb(product_id: str) -> Response:
+        relative = catalog.thumb_path(product_id)
+        if relative is None:
+            abort(404)
+        response = send_from_directory(catalog.folder, relative, max_age=THUMB_MAX_AGE,
+                                       mimetype="image/jpeg")
+        response.cache_control.public = True
+        return response
+
+
+def precomputed_folder(option: str | None = None) -> Path:
+    """The folder to serve: the command-line option, else $LOOKALIKE_PRECOMPUTED, else the demo."""
+    chosen = option or os.environ.get(ENV_VAR) or DEFAULT_FOLDER
+    return Path(chosen)
+
+
+def create_app_or_exit(folder: str | Path) -> Dash:
+    """create_app, but an unusable folder ends the process with a one-line message."""
+    try:
+        return create_app(folder)
+    except PrecomputedError as e:
+        raise SystemExit(f"lookalike: cannot serve {folder}: {e}") from None
+
+
+_app: Dash | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`app.server` / `app.app` for gunicorn, built on first use from $LOOKALIKE_PRECOMPUTED.
+
+    Importing this module (tests, tools) loads nothing; `gunicorn app:server` does.
+    """
+    global _app
+    if name in ("server", "app"):
+        if _app is None:
+            _app = create_app_or_exit(precomputed_folder())
+        return _app.server if name == "server" else _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options of `python app.py`."""
+    parser = argparse.ArgumentParser(description="Serve a lookalike precomputed folder.")
+    parser.add_argument(
+        "--precomputed",
+        metavar="FOLDER",
+        help=f"precomputed folder to serve (default: ${ENV_VAR}, else precomputed/demo)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8050, help="port to listen on")
+    parser.add_argument("--debug", action="store_true", help="Dash dev tools and reloader")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the development server."""
+    args = parse_args(argv)
+    dash_app = create_app_or_exit(precomputed_folder(args.precomputed))
+    print(f"lookalike: serving {precomputed_folder(args.precomputed)} "
+          f"({len(dash_app.catalog.items):,} products) on http://{args.host}:{args.port}",
+          file=sys.stderr)
+    dash_app.run(host=args.host, port=args.port, debug=args.debug)
+
+
+if __name__ == "__main__":
+    main()
