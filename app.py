@@ -341,43 +341,65 @@ def similarity_display(
     return f"{round(fraction * 100)}% match", fraction, f"cosine similarity {score:.3f}"
 
 
-def product_card(item: Item, footer: list[Any] | None = None, size: str = "") -> dcc.Link:
-    """A clickable card (thumbnail, title, price) linking to the product's page."""
+HTML_NS = "dash_html_components"
+DCC_NS = "dash_core_components"
+WireComponent = dict[str, Any]
+
+
+def wire(component_type: str, namespace: str, **props: Any) -> WireComponent:
+    """A component in Dash's JSON wire format, built without Dash's per-instance validation.
+
+    Product cards are the hot path (24 per catalog page, k per product page): building them
+    as plain dicts is several times faster than Component objects plus their JSON encoding,
+    and the browser receives exactly the same thing.
+    """
+    return {"type": component_type, "namespace": namespace, "props": props}
+
+
+def product_card(item: Item, footer: list[WireComponent] | None = None) -> WireComponent:
+    """A clickable card (thumbnail, title, price) linking to the product's page (a dcc.Link)."""
     body = [
-        html.Div(item.title, className="product-title", title=item.title),
-        html.Div(item.price_text or "\u00a0", className="product-price"),
+        wire("Div", HTML_NS, children=item.title, className="product-title", title=item.title),
+        wire("Div", HTML_NS, children=item.price_text or "\u00a0", className="product-price"),
+        *(footer or []),
     ]
-    return dcc.Link(
-        dbc.Card(
-            [
-                html.Div(
-                    html.Img(src=item.thumb_url, alt=item.title),
-                    className="product-thumb",
-                ),
-                dbc.CardBody(body + (footer or []), className="p-2"),
-            ],
-            className=f"product-card h-100 {size}".strip(),
-        ),
-        href=product_href(item.id),
+    card = wire(
+        "Div",
+        HTML_NS,
+        className="card product-card h-100",
+        children=[
+            wire("Div", HTML_NS, className="product-thumb",
+                 children=wire("Img", HTML_NS, src=item.thumb_url, alt=item.title)),
+            wire("Div", HTML_NS, className="card-body p-2", children=body),
+        ],
+    )
+    return wire(
+        "Link",
+        DCC_NS,
         id={"type": "product-card", "id": item.id},
+        href=product_href(item.id),
         className="product-link",
+        children=card,
     )
 
 
-def similar_card(catalog: Catalog, index: int, score: float, rank: int, best: float) -> dcc.Link:
+def similar_card(
+    catalog: Catalog, index: int, score: float, rank: int, best: float
+) -> WireComponent:
     """A product card with its similarity badge and bar, for the product page."""
     badge, fraction, explanation = similarity_display(score, rank, catalog.metric, best)
-    footer = [
-        html.Div(
-            [
-                html.Span(badge, className="match-text"),
-                dbc.Progress(value=round(fraction * 100), className="match-bar"),
-            ],
-            className="match",
-            title=explanation,
-        )
-    ]
-    return product_card(catalog.items[index], footer)
+    bar = wire("Div", HTML_NS, className="match-fill", style={"width": f"{fraction:.0%}"})
+    footer = wire(
+        "Div",
+        HTML_NS,
+        className="match",
+        title=explanation,
+        children=[
+            wire("Span", HTML_NS, className="match-text", children=badge),
+            wire("Div", HTML_NS, className="match-bar", children=bar),
+        ],
+    )
+    return product_card(catalog.items[index], [footer])
 
 
 def navbar(pages: Sequence[Page], brand: str) -> dbc.Navbar:
@@ -402,15 +424,19 @@ def navbar(pages: Sequence[Page], brand: str) -> dbc.Navbar:
         className="site-nav mb-4",
         color="#1d2130",
         dark=True,
+        expand=True,  # three links fit on a phone: no hamburger menu needed
     )
 
 
-def grid(cards: list[Any], cols: str = "row-cols-2 row-cols-sm-3 row-cols-md-4 row-cols-xl-6"
-         ) -> html.Div:
+def grid(
+    cards: list[Any], cols: str = "row-cols-2 row-cols-sm-3 row-cols-md-4 row-cols-xl-6"
+) -> WireComponent:
     """A responsive row of cards."""
-    return html.Div(
-        [html.Div(card, className="col") for card in cards],
+    return wire(
+        "Div",
+        HTML_NS,
         className=f"row g-3 {cols}",
+        children=[wire("Div", HTML_NS, className="col", children=card) for card in cards],
     )
 
 
@@ -523,6 +549,21 @@ def catalog_page(catalog: Catalog, query: CatalogQuery) -> html.Div:
     )
 
 
+def breadcrumb(catalog: Catalog, item: Item) -> html.Nav:
+    """"Catalog › Men › Tshirts": each step links to the catalog filtered down to it."""
+    steps: list[Any] = [dcc.Link("Catalog", href="/")]
+    filters: list[tuple[str, tuple[str, ...]]] = []
+    for facet in catalog.facets[:2]:
+        value = item.attrs.get(facet.name)
+        if not value:
+            continue
+        filters.append((facet.name, (value,)))
+        query = make_query(catalog, "", dict(filters), "featured", 1)
+        steps += [html.Span("›", className="mx-2"),
+                  dcc.Link(value, href="/" + catalog_query_string(query))]
+    return html.Nav(steps, className="crumbs small mb-2", **{"aria-label": "breadcrumb"})
+
+
 def product_page(catalog: Catalog, product_id: str) -> html.Div:
     """A product's page: big image, details, shop link, and its k most similar products."""
     i = catalog.index.get(product_id)
@@ -579,6 +620,7 @@ def product_page(catalog: Catalog, product_id: str) -> html.Div:
                     ),
                     dbc.Col(
                         [
+                            breadcrumb(catalog, item),
                             html.H1(item.title, id="product-title", className="h2"),
                             html.Div(item.price_text, className="product-hero-price mb-3"),
                             html.Div(chips, className="chips mb-4"),
@@ -642,12 +684,12 @@ def explore_figure(catalog: Catalog, attr: str | None) -> go.Figure:
         )
     fig.update_layout(
         template="plotly_white",
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=620,
-        legend={"itemsizing": "constant", "title": {"text": attribute_label(attr) if attr
-                                                     else ""}},
+        legend={"itemsizing": "constant", "orientation": "h", "x": 0, "y": 1.0,
+                "yanchor": "bottom", "title": {"text": attribute_label(attr) if attr else ""}},
         xaxis={"visible": False},
-        yaxis={"visible": False, "scaleanchor": "x"},
+        yaxis={"visible": False},
         hovermode="closest",
         dragmode="pan",
         uirevision=attr or "",
@@ -691,7 +733,8 @@ def explore_page(catalog: Catalog, attr: str | None = None) -> html.Div:
                 dcc.Graph(
                     id="explore-graph",
                     figure=figure_for(catalog, attr),
-                    config={"displaylogo": False, "scrollZoom": True},
+                    config={"displaylogo": False, "scrollZoom": True,
+                            "modeBarButtonsToRemove": ["lasso2d", "select2d"]},
                 ),
                 body=True,
                 className="p-1",

@@ -149,7 +149,7 @@ def test_catalog_results_paginate(catalog: lookalike.Catalog) -> None:
     assert n_pages == 5  # 120 products, 24 per page
     assert page == 5  # clamped to the last page
     assert count == "120 products · showing 97–120"
-    cards = body.children
+    cards = body["props"]["children"]  # a grid in Dash's wire format
     assert len(cards) == 24
 
 

@@ -28,15 +28,18 @@ def dash_app(fake_folder: Path) -> Any:
 
 
 def walk(node: Any) -> list[Any]:
-    """Every component and string in a layout tree."""
+    """Every component (object or wire-format dict) and string in a layout tree."""
     out = [node]
     if isinstance(node, Component):
         children = getattr(node, "children", None)
-        for child in children if isinstance(children, list | tuple) else [children]:
-            if child is not None:
-                out.extend(walk(child))
+    elif isinstance(node, dict) and "namespace" in node:
+        children = node["props"].get("children")
     elif isinstance(node, list | tuple):
-        for child in node:
+        children = node
+    else:
+        return out
+    for child in children if isinstance(children, list | tuple) else [children]:
+        if child is not None:
             out.extend(walk(child))
     return out
 
@@ -45,8 +48,18 @@ def texts(node: Any) -> list[str]:
     return [n for n in walk(node) if isinstance(n, str)]
 
 
+def node_id(node: Any) -> Any:
+    if isinstance(node, dict) and "namespace" in node:
+        return node["props"].get("id")
+    return getattr(node, "id", None)
+
+
 def ids(node: Any) -> list[Any]:
-    return [getattr(n, "id", None) for n in walk(node) if isinstance(n, Component)]
+    return [node_id(n) for n in walk(node) if not isinstance(n, str)]
+
+
+def prop(node: Any, name: str) -> Any:
+    return node["props"].get(name) if isinstance(node, dict) else getattr(node, name)
 
 
 def dash_post(client: Any, output: str, inputs: list[dict], state: list[dict] | None = None,
@@ -77,8 +90,9 @@ def test_product_page_shows_item_and_k_similar_cards(catalog: lookalike.Catalog)
     assert [c["id"] for c in cards] == expected
     assert len(cards) == 8
     assert any(t.endswith("% match") for t in texts(page))
-    links = [n for n in walk(page) if getattr(n, "id", None) == "product-shop-link"]
-    assert links and links[0].href == item.product_url and links[0].target == "_blank"
+    links = [n for n in walk(page) if node_id(n) == "product-shop-link"]
+    assert links and prop(links[0], "href") == item.product_url
+    assert prop(links[0], "target") == "_blank"
 
 
 def test_product_without_shop_url_has_no_shop_link(catalog: lookalike.Catalog) -> None:
@@ -118,11 +132,14 @@ def test_unknown_product_and_path_get_404(catalog: lookalike.Catalog) -> None:
 
 def test_catalog_page_from_url(catalog: lookalike.Catalog) -> None:
     page = lookalike.render_page(catalog, "/", "?gender=Men&page=2")
-    dropdowns = [n for n in walk(page) if getattr(n, "id", None) == {
+    dropdowns = [n for n in walk(page) if node_id(n) == {
         "type": "catalog-filter", "attr": "gender"}]
     assert dropdowns[0].value == ["Men"]
-    pagination = next(n for n in walk(page) if getattr(n, "id", None) == "catalog-pagination")
+    pagination = next(n for n in walk(page) if node_id(n) == "catalog-pagination")
     assert pagination.active_page == 2
+    cards = [i for i in ids(page) if isinstance(i, dict) and i.get("type") == "product-card"]
+    expected = catalog.matching(lookalike.CatalogQuery(filters=(("gender", ("Men",)),)))
+    assert [c["id"] for c in cards] == [catalog.items[i].id for i in expected[24:48]]
 
 
 def test_explore_figure(catalog: lookalike.Catalog) -> None:
