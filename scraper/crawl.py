@@ -105,6 +105,9 @@ class Crawler:
             self.manifest.close()
             raise ScraperError(f"{self.out} holds a crawl of profile '{owner}', not "
                                f"'{profile.name}'; choose another --out")
+        # Temporary files of a killed run: never referenced by the manifest, safe to drop.
+        for leftover in (self.out / "images").glob(".*.part"):
+            leftover.unlink(missing_ok=True)
         self.summary = CrawlSummary(profile.name, self.out)
         self._last_catalog = time.monotonic()
 
@@ -196,6 +199,7 @@ class Crawler:
                                     ACCEPT_IMAGE)
             check_content_type(resp.content_type)
             image = check_image(resp.body)
+            rec.image_url = resp.url  # after redirects: where the bytes really came from
         except FetchError as exc:
             self._record_problem(key, exc.kind, f"{stage}: {exc.reason}", pid)
             return

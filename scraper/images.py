@@ -70,7 +70,7 @@ def check_image(data: bytes, max_pixels: int | None = None) -> CheckedImage:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"decompression bomb refused: {exc}") from None
+        raise ImageError(f"decompression bomb refused: {str(exc).split(',')[0]}") from None
     except Image.UnidentifiedImageError:
         raise ImageError("not a decodable image (unknown format or corrupt header)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

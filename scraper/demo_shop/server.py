@@ -133,13 +133,14 @@ class DemoShopServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, port: int = 0, faults: bool = False, slow_seconds: float = 3.0,
-                 quiet: bool = True) -> None:
+                 crawl_delay: int | None = None, quiet: bool = True) -> None:
         self.products = demo_products()
         self.by_sku = {p.sku: p for p in self.products}
         self.by_path = {p.page_path: p for p in self.products}
         self.faults = faults
         self.slow_seconds = slow_seconds
         self.quiet = quiet
+        self.robots = ROBOTS + (f"Crawl-delay: {crawl_delay}\n" if crawl_delay else "")
         self.request_log: list[LoggedRequest] = []
         self.hits: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -229,7 +230,7 @@ class DemoShopHandler(BaseHTTPRequestHandler):
     def _shop(self, path: str) -> None:
         srv = self.server
         if path == "/robots.txt":
-            self._send(200, ROBOTS.encode(), "text/plain; charset=utf-8")
+            self._send(200, srv.robots.encode(), "text/plain; charset=utf-8")
         elif path in ("/", "/index.html"):
             cats = "".join(f"<li>{c[0]}</li>" for c in CATEGORIES)
             self._html(_page("Home", f"<h1>Lookalike demo shop</h1><p>{len(srv.products)} "
