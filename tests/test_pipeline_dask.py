@@ -1,0 +1,91 @@
+"""The Dask engine on a real LocalCluster (127.0.0.1, ephemeral ports) gives the local results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.build import BuildOptions, build
+from pipeline.similarity import top_k_neighbours
+from tests.pipeline_helpers import make_catalog
+
+distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", scheduler_port=0,
+        dashboard_address=None, processes=True,
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
+    x = keras.layers.Conv2D(24, 3, activation="relu")(x)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    keras.Model(inp, x).save(path)
+    return path
+
+
+def test_top_k_on_dask_equals_local(cluster):
+    from distributed import Client
+
+    from pipeline.dask_engine import top_k_on_dask
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 16)).astype(np.float32)
+    groups = rng.choice(["a", "b"], size=500)
+    dups = [str(i // 2) if i < 20 else str(i) for i in range(500)]
+    with Client(cluster) as client:
+        for metric in ("cosine", "euclidean"):
+            got = top_k_on_dask(client, x, 7, metric, groups, dups, block=64)
+            want = top_k_neighbours(x, 7, metric, groups, dups, block=64)
+            assert np.array_equal(got[0], want[0])
+            assert np.array_equal(got[1], want[1], equal_nan=True)
+
+
+def test_dask_build_is_identical_to_local(cluster, tiny_model: Path, tmp_path: Path):
+    catalog = make_catalog(tmp_path / "catalog", n_variants=3)  # 36 products
+    (catalog / "images" / "red-disc-2.jpg").write_bytes(b"broken")
+    common = dict(catalog=catalog, model=str(tiny_model), k=5, batch=4, progress=False)
+    local = build(BuildOptions(out=tmp_path / "local", cache_dir=tmp_path / "c1", **common))
+    dask = build(
+        BuildOptions(
+            out=tmp_path / "dask", cache_dir=tmp_path / "c2", engine="dask",
+            scheduler=cluster.scheduler_address, **common,
+        )
+    )
+    assert dask.embedded_now == local.embedded_now == 35
+    assert [s["id"] for s in dask.skipped] == ["red-disc-2"]
+    for name in ("products.json", "neighbours.json"):
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    # the Dask run filled its cache like a local run does
+    again = build(BuildOptions(out=tmp_path / "again", cache_dir=tmp_path / "c2", **common))
+    assert again.embedded_now == 0 and again.from_cache == 35
+
+
+def test_unreachable_scheduler_is_a_one_line_error(tiny_model: Path, tmp_path: Path, capsys):
+    from pipeline.cli import main
+
+    catalog = make_catalog(tmp_path / "catalog", n_variants=1)
+    code = main([
+        "build", str(catalog), "--out", str(tmp_path / "o"), "--engine", "dask",
+        "--scheduler", "tcp://127.0.0.1:1", "--model", str(tiny_model),
+        "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+    ])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err.startswith("error: cannot reach Dask scheduler tcp://127.0.0.1:1") and "\n" not in err
