@@ -1040,7 +1040,13 @@ def __getattr__(name: str) -> Any:
     global _app
     if name in ("server", "app"):
         if _app is None:
-            _app = create_app_or_exit(precomputed_folder())
+            folder = precomputed_folder()
+            try:
+                _app = create_app(folder)
+            except PrecomputedError as e:
+                print(f"lookalike: cannot serve {folder}: {e}", file=sys.stderr)
+                # 3 is gunicorn's "worker failed to boot": it stops instead of respawning.
+                raise SystemExit(3) from None
         return _app.server if name == "server" else _app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
