@@ -151,6 +151,11 @@ class PoliteSession:
                 parser.allow_all = True
             delay = parser.crawl_delay(self.pol.user_agent)
             host.crawl_delay = float(delay) if delay else 0.0
+            if host.crawl_delay > self.pol.delay:
+                # urllib3 retries happen inside the adapter: give this host its own retry
+                # policy so a retry also waits at least the Crawl-delay.
+                self.session.mount(origin + "/", HTTPAdapter(
+                    max_retries=make_retry(self.pol, host.crawl_delay)))
             host.robots = parser
         return host.robots
 
