@@ -88,4 +88,5 @@ def test_unreachable_scheduler_is_a_one_line_error(tiny_model: Path, tmp_path: P
     ])
     err = capsys.readouterr().err.strip()
     assert code == 1
-    assert err.startswith("error: cannot reach Dask scheduler tcp://127.0.0.1:1") and "\n" not in err
+    assert err.startswith("error: cannot reach Dask scheduler tcp://127.0.0.1:1")
+    assert "\n" not in err
