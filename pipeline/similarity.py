@@ -79,15 +79,20 @@ def top_k_block(
     out = np.full((b, k), np.nan, dtype=np.float32)
     if kk <= 0:
         return idx, out
-    # k-th largest value per row; every candidate >= it, then an exact (score, index) sort.
-    kth = np.partition(s, n - kk, axis=1)[:, n - kk]
-    for r in range(b):
-        if not np.isfinite(kth[r]):
-            cand = np.flatnonzero(np.isfinite(s[r]))
-        else:
-            cand = np.flatnonzero(s[r] >= kth[r])
-        order = np.lexsort((cand, -s[r, cand]))[:kk]
-        chosen = cand[order]
+    # k-th largest value per row. Rows where exactly kk values reach it (the usual case)
+    # take the argpartition result; rows with ties at the boundary are sorted exactly.
+    part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    vals = np.take_along_axis(s, part, axis=1)
+    kth = vals.min(axis=1)
+    at_least = (s >= kth[:, None]).sum(axis=1)
+    clean = np.isfinite(kth) & (at_least == kk)
+    order = np.lexsort((part, -vals), axis=1)
+    idx[clean, :kk] = np.take_along_axis(part, order, axis=1)[clean]
+    out[clean, :kk] = np.take_along_axis(vals, order, axis=1)[clean]
+    for r in np.flatnonzero(~clean):
+        finite = np.isfinite(s[r])
+        cand = np.flatnonzero(s[r] >= kth[r]) if np.isfinite(kth[r]) else np.flatnonzero(finite)
+        chosen = cand[np.lexsort((cand, -s[r, cand]))[:kk]]
         idx[r, : len(chosen)] = chosen
         out[r, : len(chosen)] = s[r, chosen]
     return idx, out
