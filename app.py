@@ -20,10 +20,12 @@ import contextlib
 import html as html_text
 import os
 import sys
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
@@ -69,6 +71,7 @@ class Item:
     price_text: str
     product_url: str | None
     thumb_url: str
+    href: str
     attrs: dict[str, str]
     xy: tuple[float, float] | None
 
@@ -110,6 +113,7 @@ def format_price(price: Any, currency: Any) -> str:
     return f"{amount:,.2f} {currency}" if currency else f"{amount:,.2f}"
 
 
+@lru_cache(maxsize=1024)
 def attribute_label(name: str) -> str:
     """Readable label for an attribute name: "baseColour" -> "Base colour"."""
     words: list[str] = []
@@ -144,6 +148,52 @@ def pick_facets(items: Sequence[Item]) -> list[Facet]:
     return facets[:MAX_FACETS]
 
 
+class TextIndex:
+    """Substring search over many short lowercase texts, one row per text.
+
+    A search word never contains whitespace, so it can only match inside one
+    whitespace-separated token: the index maps each distinct token to its rows, and a
+    search scans the (much smaller) vocabulary with C-level `str.find` and unions the
+    rows of the tokens that contain the word.
+    """
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        rows_by_token: dict[str, list[int]] = {}
+        for row, text in enumerate(texts):
+            for token in set(text.split()):
+                rows_by_token.setdefault(token, []).append(row)
+        self.tokens = sorted(rows_by_token)
+        self.rows = [frozenset(rows_by_token[t]) for t in self.tokens]
+        self.vocabulary = "\n".join(self.tokens)
+        self.starts: list[int] = []
+        position = 0
+        for token in self.tokens:
+            self.starts.append(position)
+            position += len(token) + 1
+
+    def rows_containing(self, word: str) -> set[int]:
+        """Rows whose text contains `word` (lowercase, no whitespace)."""
+        vocabulary, starts = self.vocabulary, self.starts
+        n = len(starts)
+        hits = []
+        position = vocabulary.find(word)
+        while position != -1:
+            k = bisect_right(starts, position) - 1
+            hits.append(self.rows[k])
+            position = vocabulary.find(word, starts[k + 1]) if k + 1 < n else -1
+        return set().union(*hits)
+
+    def rows_containing_all(self, words: Sequence[str]) -> set[int]:
+        """Rows whose text contains every word."""
+        found: set[int] | None = None
+        for word in words:
+            rows = self.rows_containing(word)
+            found = rows if found is None else found & rows
+            if not found:
+                break
+        return found or set()
+
+
 @dataclass
 class Catalog:
     """A precomputed folder loaded and indexed for serving; built once per process."""
@@ -157,6 +207,9 @@ class Catalog:
     facets: list[Facet]
     facet_members: dict[str, dict[str, frozenset[int]]] = field(default_factory=dict)
     thumb_paths: dict[str, str] = field(default_factory=dict)
+    text_index: TextIndex = field(default_factory=lambda: TextIndex([]))
+    title_index: TextIndex = field(default_factory=lambda: TextIndex([]))
+    orders: dict[str, list[int]] = field(default_factory=dict)
     figures: dict[str, go.Figure] = field(default_factory=dict, repr=False)
 
     @property
@@ -184,6 +237,7 @@ class Catalog:
                     price_text=format_price(p.get("price"), p.get("currency")),
                     product_url=p.get("product_url") or None,
                     thumb_url=f"/thumbs/{quote(pid)}.jpg" if has_thumb else PLACEHOLDER_URL,
+                    href=product_href(pid),
                     attrs={str(k): "" if v is None else str(v) for k, v in attrs.items()},
                     xy=(float(xy[0]), float(xy[1])) if xy and len(xy) == 2 else None,
                 )
@@ -213,8 +267,21 @@ class Catalog:
         thumb_paths = {
             str(p["id"]): str(p.get("thumb") or f"thumbs/{p['id']}.jpg") for p in pre.products
         }
+        unknown_last = float("inf")
+        orders = {
+            "price-asc": sorted(
+                range(len(items)),
+                key=lambda i: items[i].price if items[i].price is not None else unknown_last,
+            ),
+            "price-desc": sorted(
+                range(len(items)),
+                key=lambda i: -items[i].price if items[i].price is not None else unknown_last,
+            ),
+            "title": sorted(range(len(items)), key=lambda i: items[i].title.lower()),
+        }
         return cls(folder, pre.meta, items, index, neighbours, search_text, facets,
-                   facet_members, thumb_paths)
+                   facet_members, thumb_paths, TextIndex(search_text),
+                   TextIndex([item.title.lower() for item in items]), orders)
 
     def item(self, product_id: str) -> Item | None:
         """The product with this id, or None."""
@@ -234,21 +301,23 @@ class Catalog:
                 continue
             chosen = frozenset().union(*(by_value.get(v, frozenset()) for v in values))
             candidates = chosen if candidates is None else candidates & chosen
-        rows = range(len(self.items)) if candidates is None else sorted(candidates)
-        tokens = query.q.lower().split()
-        if tokens:
-            text = self.search_text
-            rows = [i for i in rows if all(t in text[i] for t in tokens)]
-        rows = list(rows)
-        items = self.items
-        if query.sort == "price-asc":
-            rows.sort(key=lambda i: (items[i].price is None, items[i].price or 0.0))
-        elif query.sort == "price-desc":
-            rows.sort(key=lambda i: (items[i].price is None, -(items[i].price or 0.0)))
-        elif query.sort == "title":
-            rows.sort(key=lambda i: items[i].title.lower())
-        elif tokens:  # "featured" with a search: title hits before attribute-only hits
-            rows.sort(key=lambda i: not all(t in items[i].title.lower() for t in tokens))
+        words = query.q.lower().split()
+        if words:
+            hits = self.text_index.rows_containing_all(words)
+            selected: set[int] | frozenset[int] | None = (
+                hits if candidates is None else hits & candidates
+            )
+        else:
+            selected = candidates
+        order = self.orders.get(query.sort)
+        if order is not None:  # precomputed sort orders: one pass, no per-query sort
+            if selected is None:
+                return list(order)
+            return [i for i in order if i in selected]
+        rows = list(range(len(self.items))) if selected is None else sorted(selected)
+        if words:  # "featured" with a search: title hits before attribute-only hits
+            in_title = self.title_index.rows_containing_all(words)
+            rows.sort(key=lambda i: i not in in_title)
         return rows
 
 
@@ -377,7 +446,7 @@ def product_card(item: Item, footer: list[WireComponent] | None = None) -> WireC
         "Link",
         DCC_NS,
         id={"type": "product-card", "id": item.id},
-        href=product_href(item.id),
+        href=item.href,
         className="product-link",
         children=card,
     )
@@ -549,9 +618,19 @@ def catalog_page(catalog: Catalog, query: CatalogQuery) -> html.Div:
     )
 
 
-def breadcrumb(catalog: Catalog, item: Item) -> html.Nav:
+def div(children: Any = None, **props: Any) -> WireComponent:
+    """html.Div in wire format (see `wire`)."""
+    return wire("Div", HTML_NS, children=children, **props)
+
+
+def link(children: Any, href: str, **props: Any) -> WireComponent:
+    """dcc.Link in wire format: client-side navigation, no page reload."""
+    return wire("Link", DCC_NS, children=children, href=href, **props)
+
+
+def breadcrumb(catalog: Catalog, item: Item) -> WireComponent:
     """"Catalog › Men › Tshirts": each step links to the catalog filtered down to it."""
-    steps: list[Any] = [dcc.Link("Catalog", href="/")]
+    steps: list[Any] = [link("Catalog", "/")]
     filters: list[tuple[str, tuple[str, ...]]] = []
     for facet in catalog.facets[:2]:
         value = item.attrs.get(facet.name)
@@ -559,13 +638,17 @@ def breadcrumb(catalog: Catalog, item: Item) -> html.Nav:
             continue
         filters.append((facet.name, (value,)))
         query = make_query(catalog, "", dict(filters), "featured", 1)
-        steps += [html.Span("›", className="mx-2"),
-                  dcc.Link(value, href="/" + catalog_query_string(query))]
-    return html.Nav(steps, className="crumbs small mb-2", **{"aria-label": "breadcrumb"})
+        steps += [wire("Span", HTML_NS, children="›", className="mx-2"),
+                  link(value, "/" + catalog_query_string(query))]
+    return wire("Nav", HTML_NS, children=steps, className="crumbs small mb-2",
+                **{"aria-label": "breadcrumb"})
 
 
-def product_page(catalog: Catalog, product_id: str) -> html.Div:
-    """A product's page: big image, details, shop link, and its k most similar products."""
+def product_page(catalog: Catalog, product_id: str) -> Any:
+    """A product's page: big image, details, shop link, and its k most similar products.
+
+    Built in wire format: this is the most requested page, and its cost must stay O(k).
+    """
     i = catalog.index.get(product_id)
     if i is None:
         return not_found_page(f"We couldn't find a product with the id “{product_id}”.")
@@ -577,67 +660,58 @@ def product_page(catalog: Catalog, product_id: str) -> html.Div:
         for rank, (j, score) in enumerate(neighbours, start=1)
     ]
     facet_names = {f.name for f in catalog.facets}
-    chips = [
-        dcc.Link(
-            [html.Span(attribute_label(name), className="chip-name"), value],
-            href="/" + catalog_query_string(CatalogQuery(filters=((name, (value,)),))),
-            className="chip",
-        )
-        if name in facet_names
-        else html.Span([html.Span(attribute_label(name), className="chip-name"), value],
-                       className="chip")
-        for name, value in item.attrs.items()
-        if value
-    ]
+    chips = []
+    for name, value in item.attrs.items():
+        if not value:
+            continue
+        content = [wire("Span", HTML_NS, children=attribute_label(name), className="chip-name"),
+                   value]
+        if name in facet_names:
+            query = CatalogQuery(filters=((name, (value,)),))
+            chips.append(link(content, "/" + catalog_query_string(query), className="chip"))
+        else:
+            chips.append(wire("Span", HTML_NS, children=content, className="chip"))
     actions: list[Any] = []
     if item.product_url:
-        actions.append(
-            html.A(
-                "View in shop ↗",
-                href=item.product_url,
-                target="_blank",
-                rel="noopener noreferrer",
-                className="btn btn-primary btn-lg me-2",
-                id="product-shop-link",
-            )
-        )
-    actions.append(dcc.Link("← Back to catalog", href="/", className="btn btn-outline-secondary"))
+        actions.append(wire(
+            "A", HTML_NS, children="View in shop ↗", href=item.product_url, target="_blank",
+            rel="noopener noreferrer", className="btn btn-primary btn-lg me-2",
+            id="product-shop-link",
+        ))
+    actions.append(link("← Back to catalog", "/", className="btn btn-outline-secondary"))
     if catalog.metric == "euclidean":
         how = ("Ranked by Euclidean distance between image features (lower is closer); "
                "the bar shows closeness relative to the closest match.")
     else:
         how = "Ranked by cosine similarity between image features: 100% would be identical."
-    return html.Div(
+    hero = div(
         [
-            dbc.Row(
+            div(div(wire("Img", HTML_NS, src=item.thumb_url, alt=item.title,
+                          id="product-image"), className="product-hero"),
+                className="col-md-5"),
+            div(
                 [
-                    dbc.Col(
-                        html.Div(
-                            html.Img(src=item.thumb_url, alt=item.title, id="product-image"),
-                            className="product-hero",
-                        ),
-                        md=5,
-                    ),
-                    dbc.Col(
-                        [
-                            breadcrumb(catalog, item),
-                            html.H1(item.title, id="product-title", className="h2"),
-                            html.Div(item.price_text, className="product-hero-price mb-3"),
-                            html.Div(chips, className="chips mb-4"),
-                            html.Div(actions),
-                        ],
-                        md=7,
-                        className="pt-md-3",
-                    ),
+                    breadcrumb(catalog, item),
+                    wire("H1", HTML_NS, children=item.title, id="product-title",
+                         className="h2"),
+                    div(item.price_text, className="product-hero-price mb-3"),
+                    div(chips, className="chips mb-4"),
+                    div(actions),
                 ],
-                className="g-4 mb-5 align-items-start",
+                className="col-md-7 pt-md-3",
             ),
-            html.H2("Looks like this", className="h4 mb-1"),
-            html.P(how, className="text-muted small mb-3"),
-            html.Div(
+        ],
+        className="row g-4 mb-5 align-items-start",
+    )
+    return div(
+        [
+            hero,
+            wire("H2", HTML_NS, children="Looks like this", className="h4 mb-1"),
+            wire("P", HTML_NS, children=how, className="text-muted small mb-3"),
+            div(
                 grid(similar, "row-cols-2 row-cols-sm-3 row-cols-md-4 row-cols-xl-5")
                 if similar
-                else html.P("No similar products were computed for this one."),
+                else wire("P", HTML_NS, children="No similar products were computed for this one."),
                 id="similar-products",
             ),
         ],

@@ -226,3 +226,12 @@ def test_folder_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(lookalike.ENV_VAR, "/somewhere/else")
     assert lookalike.precomputed_folder() == Path("/somewhere/else")
     assert lookalike.precomputed_folder("cli/wins") == Path("cli/wins")
+
+
+def test_text_index_matches_naive_substring_search(catalog: lookalike.Catalog) -> None:
+    index = catalog.text_index
+    for word in ["red", "e", "shirts", "tshirt", "<b>bold</b>", "1", "zzz", "men", "x\")"]:
+        expected = {i for i, text in enumerate(catalog.search_text) if word in text}
+        assert index.rows_containing(word) == expected, word
+    both = index.rows_containing_all(["red", "jeans"])
+    assert both == {i for i, t in enumerate(catalog.search_text) if "red" in t and "jeans" in t}
