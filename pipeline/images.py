@@ -58,13 +58,16 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_image(
-    source: str | Path | bytes | IO[bytes], draft_size: int | None = None
+    source: str | Path | bytes | IO[bytes],
+    draft_size: int | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> Image.Image:
     """Decode a photo to an upright 8-bit RGB image.
 
     Handles EXIF orientation, greyscale/palette/CMYK/16-bit/alpha, and animated files
     (first frame). `draft_size` lets JPEG decode at a reduced scale (much faster for big
-    photos). Raises ImageError with a short reason for anything that is not a usable image.
+    photos); more than `max_pixels` pixels is refused before decoding. Raises ImageError
+    with a short reason for anything that is not a usable image.
     """
     if isinstance(source, bytes):
         source = io.BytesIO(source)
@@ -72,9 +75,9 @@ def load_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(source)
-            if img.width * img.height > MAX_PIXELS:
+            if img.width * img.height > max_pixels:
                 raise ImageError(
-                    f"too many pixels ({img.width}x{img.height}; limit {MAX_PIXELS:,})"
+                    f"too many pixels ({img.width}x{img.height}; limit {max_pixels:,})"
                 )
             if getattr(img, "is_animated", False):
                 img.seek(0)
@@ -84,7 +87,7 @@ def load_image(
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"decompression bomb ({e})") from None
+        raise ImageError(f"too many pixels (decompression bomb guard: {e})") from None
     except FileNotFoundError:
         raise ImageError("file not found") from None
     except Image.UnidentifiedImageError:

@@ -1,0 +1,210 @@
+"""Search by photo (dynamic mode): embed an uploaded photo, compare with embeddings.npy.
+
+The photo goes through the same `pipeline.images.model_input` as the catalog did, with the
+resize policy recorded in meta.json, and the model named in meta.json. TensorFlow is
+imported only when the model is loaded (lazily, or at start-up with `preload()`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .images import ImageError, load_image, model_input
+from .models import BUILTIN_MODELS, FeatureExtractor, ModelError, check_identity, file_sha256
+from .precomputed import Precomputed
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+UPLOAD_PIXELS = 40_000_000  # a phone photo is 12-50 MP; more than this is refused
+VOTE_ATTRIBUTES = ("articleType", "category", "subCategory", "type", "masterCategory")
+
+
+class UploadError(ValueError):
+    """An upload that cannot be searched with; the message is shown to the shopper."""
+
+
+@dataclass
+class SearchResult:
+    """Neighbours of an uploaded photo, the neighbour vote and where the time went."""
+
+    neighbours: list[tuple[str, float]]
+    vote: tuple[str, str, int, int] | None = None  # (attribute, label, votes, k)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def decode_upload(contents: str, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
+    """The bytes of a `dcc.Upload` data URL; UploadError if it is not an image upload."""
+    if not contents or "," not in contents:
+        raise UploadError("The upload is empty.")
+    header, _, payload = contents.partition(",")
+    if not header.startswith("data:") or ";base64" not in header:
+        raise UploadError("The upload could not be read.")
+    mime = header[5:].split(";")[0]
+    if mime and not mime.startswith("image/"):
+        raise UploadError(
+            f"That is not an image ({mime}). Please upload a JPEG, PNG or WebP photo."
+        )
+    if len(payload) * 3 // 4 > max_bytes + 3:
+        raise UploadError(f"The photo is larger than {max_bytes // 2**20} MB.")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise UploadError("The upload could not be read.") from None
+    if not data:
+        raise UploadError("The upload is empty.")
+    if len(data) > max_bytes:
+        raise UploadError(f"The photo is larger than {max_bytes // 2**20} MB.")
+    return data
+
+
+def vote_attribute(pre: Precomputed) -> str | None:
+    """The category-like attribute used for the neighbour vote, if the catalog has one."""
+    present = {a for p in pre.products for a in (p.get("attrs") or {})}
+    return next((a for a in VOTE_ATTRIBUTES if a in present), None)
+
+
+def neighbour_vote(labels: list[str]) -> tuple[str, int] | None:
+    """Majority label of the neighbours (ties to the better-ranked), with its count."""
+    labels = [lab for lab in labels if lab]
+    if not labels:
+        return None
+    counts = Counter(labels)
+    best = max(counts.values())
+    winner = next(lab for lab in labels if counts[lab] == best)
+    return winner, best
+
+
+def resolve_model_source(model_meta: dict[str, Any], model_path: str | Path | None) -> str:
+    """Which model to load for a catalog: a built-in name or a Keras file path.
+
+    A Keras file is looked for at `model_path` (the --model option), then at the path
+    recorded at build time; its sha256 must match meta.json. Raises ModelError otherwise.
+    """
+    name = model_meta.get("name", "")
+    if name in BUILTIN_MODELS:
+        return name
+    if not name.startswith("file:"):
+        raise ModelError(f"meta.json names an unknown model {name!r}")
+    candidates = [Path(p) for p in (model_path, model_meta.get("path")) if p]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        tried = ", ".join(str(p) for p in candidates) or "no path recorded"
+        raise ModelError(f"model file {name[5:]} not found ({tried}); pass --model PATH to the app")
+    sha = file_sha256(found)
+    if sha != model_meta.get("weights_sha256"):
+        raise ModelError(
+            f"model mismatch: {found} has sha256 {sha[:12]}..., the catalog was built with "
+            f"{str(model_meta.get('weights_sha256'))[:12]}..."
+        )
+    return str(found)
+
+
+class PhotoSearcher:
+    """Loads embeddings once and the model once per process; answers photo searches."""
+
+    def __init__(
+        self, pre: Precomputed, model_path: str | Path | None = None, k: int | None = None
+    ):
+        model_meta = pre.meta.get("model") or {}
+        self.pre = pre
+        self.model_meta = model_meta
+        self.source = resolve_model_source(model_meta, model_path)  # checked at start-up
+        self.k = int(k or pre.meta.get("k") or 10)
+        self.resize = model_meta.get("resize", "pad")
+        w, h = model_meta.get("input_size", (224, 224))
+        self.size = (int(w), int(h))
+        if not pre.embeddings_path.is_file():
+            raise ModelError(f"{pre.embeddings_path}: missing; rebuild the catalog")
+        emb = np.load(pre.embeddings_path).astype(np.float32)
+        if emb.shape != (len(pre.products), model_meta.get("dim", emb.shape[1])):
+            raise ModelError(
+                f"{pre.embeddings_path}: shape {emb.shape} does not match "
+                f"{len(pre.products)} products x dim {model_meta.get('dim')}"
+            )
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        self.embeddings = emb / np.where(norms == 0, 1, norms)
+        self.ids = [p["id"] for p in pre.products]
+        self.vote_attr = vote_attribute(pre)
+        self._extractor: FeatureExtractor | None = None
+        self._load_lock = threading.Lock()
+        self._model_lock = threading.Lock()  # one model call at a time per process
+        self.state = "not loaded"
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory."""
+        return self._extractor is not None
+
+    def preload(self) -> FeatureExtractor:
+        """Load the model now (once per process) and check it against meta.json."""
+        with self._load_lock:
+            if self._extractor is None:
+                from .models import load_extractor
+
+                self.state = "loading"
+                try:
+                    weights = self.model_meta.get("weights", "imagenet")
+                    if self.source in BUILTIN_MODELS and weights not in ("imagenet", "random"):
+                        raise ModelError(
+                            f"the catalog was built with weights file {weights}; "
+                            "dynamic mode supports imagenet or random weights for built-ins"
+                        )
+                    ex = load_extractor(
+                        self.source, weights if self.source in BUILTIN_MODELS else "imagenet"
+                    )
+                    check_identity(self.model_meta, ex.identity)
+                except BaseException:
+                    self.state = "failed"
+                    raise
+                self._extractor = ex
+                self.state = "ready"
+        return self._extractor
+
+    def embed_photo(self, data: bytes) -> tuple[np.ndarray, dict[str, float]]:
+        """Normalised feature vector of a photo, and decode/embed times in ms."""
+        t0 = time.perf_counter()
+        try:
+            img = load_image(data, draft_size=max(self.size), max_pixels=UPLOAD_PIXELS)
+            arr = model_input(img, self.size, self.resize)
+        except ImageError as e:
+            raise UploadError(f"That file cannot be used as a photo: {e}.") from None
+        t1 = time.perf_counter()
+        ex = self.preload()
+        with self._model_lock:
+            vec = ex.embed(arr[None])[0]
+        t2 = time.perf_counter()
+        norm = float(np.linalg.norm(vec))
+        return vec / (norm or 1.0), {"decode": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3}
+
+    def nearest(self, vec: np.ndarray, k: int | None = None) -> list[tuple[str, float]]:
+        """The k catalog products most similar to a normalised vector (ties to lower id)."""
+        k = min(k or self.k, len(self.ids))
+        scores = self.embeddings @ vec.astype(np.float32)
+        part = np.argpartition(-scores, k - 1)[:k]
+        order = part[np.lexsort((part, -scores[part]))]
+        return [(self.ids[i], round(float(scores[i]), 6)) for i in order]
+
+    def search(self, data: bytes, k: int | None = None) -> SearchResult:
+        """Embed the photo and return its nearest products and the neighbour vote."""
+        vec, timings = self.embed_photo(data)
+        t = time.perf_counter()
+        neighbours = self.nearest(vec, k)
+        timings["search"] = (time.perf_counter() - t) * 1e3
+        vote = None
+        if self.vote_attr:
+            labels = [
+                (self.pre.product(pid) or {}).get("attrs", {}).get(self.vote_attr, "")
+                for pid, _ in neighbours
+            ]
+            won = neighbour_vote(labels)
+            if won:
+                vote = (self.vote_attr, won[0], won[1], len(neighbours))
+        return SearchResult(neighbours=neighbours, vote=vote, timings_ms=timings)
