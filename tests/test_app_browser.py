@@ -168,4 +168,8 @@ def test_euclidean_product_page(dash_duo: Any, fake_folder_euclidean: Path, shot
     dash_duo.driver.get(dash_duo.server_url.rstrip("/") + "/")
     dash_duo.wait_for_element("#catalog-grid .product-link")
     dash_duo.driver.save_screenshot(str(shots / "catalog-phone.png"))
+    no_sideways_scroll = (
+        "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+    assert dash_duo.driver.execute_script(no_sideways_scroll), "page scrolls sideways on a phone"
     assert dash_duo.get_logs() == []
