@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from pipeline.similarity import l2_normalise, top_k_neighbours  # noqa: E402
+from pipeline.similarity import l2_normalise, top_k_neighbours
 
 
 def naive_top_k(x: np.ndarray, ids: list[str], k: int) -> list[list[str]]:

@@ -130,7 +130,8 @@ class PhotoSearcher:
                 f"{len(pre.products)} products x dim {model_meta.get('dim')}"
             )
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        self.embeddings = emb / np.where(norms == 0, 1, norms)
+        emb /= np.where(norms == 0, 1, norms)  # in place: no second copy of the catalog
+        self.embeddings = emb
         self.ids = [p["id"] for p in pre.products]
         self.vote_attr = vote_attribute(pre)
         self._extractor: FeatureExtractor | None = None
