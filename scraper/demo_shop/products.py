@@ -82,7 +82,8 @@ def demo_products() -> list[DemoProduct]:
             accent = _accent(rng, rgb)
             cents = rng.randrange(low * 100, high * 100, 50) + 45
             adjective = "" if pattern == "plain" else pattern.capitalize() + " "
-            title = f"{colour} {adjective}{variant.capitalize()} {noun}"
+            kind = noun if variant.lower() == noun.lower() else f"{variant.capitalize()} {noun}"
+            title = f"{colour} {adjective}{kind}"
             slug = f"{colour}-{pattern}-{variant}-{noun}-{n}".lower().replace(" ", "-")
             products.append(DemoProduct(sku, slug, title, category, variant, colour, rgb,
                                         accent, pattern, f"{cents // 100}.{cents % 100:02d}",
