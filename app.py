@@ -1,25 +1,33 @@
 """lookalike shop front: a Plotly Dash app serving a precomputed folder (contract 2).
 
-Static mode (this file) reads only JSON and thumbnails, never TensorFlow:
+Static mode reads only JSON and thumbnails, never TensorFlow:
 
     python app.py [--precomputed FOLDER] [--host 127.0.0.1] [--port 8050]   # development
     gunicorn app:server                                                     # production
+
+Dynamic mode (`--dynamic [--model PATH] [--preload-model]`, or LOOKALIKE_DYNAMIC=1,
+LOOKALIKE_MODEL, LOOKALIKE_PRELOAD=1 under gunicorn) adds "Search by photo" (/search):
+one `pipeline.search.PhotoSearcher` per process, imported only in that mode.
 
 The folder comes from `--precomputed`, else the LOOKALIKE_PRECOMPUTED environment
 variable, else `precomputed/demo`. Everything a page shows is computed once at start-up
 (`Catalog.load`); callbacks are thin wrappers around pure functions (`render_page`,
 `catalog_results`, `explore_figure`, ...) that tests call directly. Pages live in a
-registry (`STATIC_PAGES`, `Page`), so dynamic mode can add its own page with
+registry (`STATIC_PAGES`, `Page`); dynamic mode adds its page with
 `create_app(folder, extra_pages=...)`.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import html as html_text
+import importlib.util
+import logging
 import os
 import sys
+import time
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 import dash_bootstrap_components as dbc
@@ -35,7 +43,10 @@ import plotly.graph_objects as go
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from flask import Response, abort, send_from_directory
 
-from pipeline.precomputed import PrecomputedError, read_precomputed
+from pipeline.precomputed import Precomputed, PrecomputedError, read_precomputed
+
+if TYPE_CHECKING:  # dynamic mode only; importing it loads numpy and Pillow
+    from pipeline.search import PhotoSearcher
 
 ROOT = Path(__file__).resolve().parent
 ENV_VAR = "LOOKALIKE_PRECOMPUTED"
@@ -220,7 +231,11 @@ class Catalog:
     @classmethod
     def load(cls, folder: str | Path) -> Catalog:
         """Read and index a precomputed folder; raise PrecomputedError if it is unusable."""
-        pre = read_precomputed(folder)
+        return cls.from_precomputed(read_precomputed(folder))
+
+    @classmethod
+    def from_precomputed(cls, pre: Precomputed) -> Catalog:
+        """Index an already read precomputed folder (dynamic mode reads it once for both)."""
         folder = pre.folder
         items: list[Item] = []
         for p in pre.products:
@@ -453,10 +468,14 @@ def product_card(item: Item, footer: list[WireComponent] | None = None) -> WireC
 
 
 def similar_card(
-    catalog: Catalog, index: int, score: float, rank: int, best: float
+    catalog: Catalog, index: int, score: float, rank: int, best: float,
+    metric: str | None = None,
 ) -> WireComponent:
-    """A product card with its similarity badge and bar, for the product page."""
-    badge, fraction, explanation = similarity_display(score, rank, catalog.metric, best)
+    """A product card with its similarity badge and bar (scores in `metric`, default the
+    catalog's), for the product page and the search-by-photo results."""
+    badge, fraction, explanation = similarity_display(
+        score, rank, metric or catalog.metric, best
+    )
     bar = wire("Div", HTML_NS, className="match-fill", style={"width": f"{fraction:.0%}"})
     footer = wire(
         "Div",
@@ -981,9 +1000,14 @@ def clicked_product_path(click_data: dict[str, Any] | None, catalog: Catalog) ->
 # --------------------------------------------------------------------------- app
 
 
-def create_app(folder: str | Path, extra_pages: Sequence[Page] = ()) -> Dash:
-    """Build the Dash app for a precomputed folder (raises PrecomputedError if unusable)."""
-    catalog = Catalog.load(folder)
+def create_app(
+    folder: str | Path, extra_pages: Sequence[Page] = (), catalog: Catalog | None = None
+) -> Dash:
+    """Build the Dash app for a precomputed folder (raises PrecomputedError if unusable).
+
+    `catalog` is the folder already loaded (dynamic mode reads the folder only once).
+    """
+    catalog = catalog if catalog is not None else Catalog.load(folder)
     pages = (*STATIC_PAGES, *extra_pages)
     name = str(catalog.meta.get("name") or "")
     app = Dash(
@@ -999,7 +1023,7 @@ def create_app(folder: str | Path, extra_pages: Sequence[Page] = ()) -> Dash:
     app.layout = html.Div(
         [
             dcc.Location(id="url", refresh=False),
-            navbar(pages, name),
+            navbar(sorted(pages, key=lambda p: p.path == "/about"), name),  # About last
             dbc.Container(id="page-content", className="pb-5", fluid="xl"),
             html.Footer(
                 dbc.Container(
@@ -1089,36 +1113,412 @@ def _register_thumbs(app: Dash, catalog: Catalog) -> None:
         return response
 
 
+# --------------------------------------------------------------------------- dynamic mode
+# Search by photo. Everything that needs numpy, Pillow or TensorFlow (pipeline.search,
+# pipeline.images, pipeline.models) is imported inside these functions, which run only
+# when dynamic mode is on: static mode never imports them.
+
+DYNAMIC_ENV = "LOOKALIKE_DYNAMIC"
+MODEL_ENV = "LOOKALIKE_MODEL"
+PRELOAD_ENV = "LOOKALIKE_PRELOAD"
+SEARCH_PATH = "/search"
+PREVIEW_SIDE = 320  # the uploaded photo is shown as a JPEG of at most this many pixels
+MAX_REQUEST_BYTES = 16 * 2**20  # a 10 MB photo is 13.4 MB as base64 inside the callback
+DYNAMIC_MODULES = ("numpy", "PIL", "keras")
+log = logging.getLogger("lookalike")
+
+# Runs in the browser when the search page appears. dcc.Upload drops a file that is not an
+# image or is over `max_size` without telling anyone; this reports such a file to the
+# server (photo-rejected.data), which answers with a message.
+UPLOAD_GUARD_JS = """
+function (id, maxBytes) {
+    var root = document.getElementById(id);
+    if (!root || root.getAttribute("data-guarded")) { return window.dash_clientside.no_update; }
+    root.setAttribute("data-guarded", "1");
+    function check(files) {
+        if (!files || !files.length) { return; }
+        var f = files[0];
+        if ((f.type || "").indexOf("image/") !== 0 || f.size > maxBytes) {
+            window.dash_clientside.set_props("photo-rejected", {data: {
+                name: f.name, size: f.size, type: f.type || "", at: Date.now()}});
+        }
+    }
+    root.addEventListener("drop", function (e) {
+        check(e.dataTransfer && e.dataTransfer.files);
+    }, true);
+    root.addEventListener("change", function (e) { check(e.target && e.target.files); }, true);
+    return window.dash_clientside.no_update;
+}
+"""
+
+
+class DynamicModeError(RuntimeError):
+    """Dynamic mode cannot start (packages missing); the message says what to install."""
+
+
+def env_flag(name: str) -> bool:
+    """Whether an environment variable is set to a true value (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def model_label(searcher: PhotoSearcher) -> str:
+    """The catalog's model as a shopper-facing name ("vgg16 fc2", "mobilenet-....keras")."""
+    meta = searcher.model_meta
+    name = str(meta.get("name") or "the model").removeprefix("file:")
+    builtin = name in ("vgg16", "resnet50") and meta.get("layer")
+    return f"{name} {meta['layer']}" if builtin else name
+
+
+def model_status(searcher: PhotoSearcher) -> str:
+    """One line on the model's state, shown under the upload area."""
+    return {
+        "ready": f"Model ready: {model_label(searcher)}",
+        "loading": "Loading the model (first search only)…",
+        "failed": "The model failed to load; the server log says why.",
+    }.get(searcher.state, f"The model ({model_label(searcher)}) loads on the first search.")
+
+
+def loading_message(searcher: PhotoSearcher) -> Any:
+    """What dcc.Loading shows while a search runs: a spinner, and the model load if pending."""
+    text = (
+        "Finding look-alikes…" if searcher.state == "ready"
+        else "Loading the model (first search only)…"
+    )
+    return html.Div(
+        [dbc.Spinner(color="secondary", size="sm", spinner_class_name="me-2"),
+         html.Span(text, id="photo-loading-text")],
+        className="photo-loading d-flex align-items-center",
+    )
+
+
+def search_placeholder(catalog: Catalog) -> html.Div:
+    """The results area before any upload."""
+    return html.Div(
+        [
+            html.Div("Your look-alikes will appear here", className="h5"),
+            html.Div(
+                f"We compare your photo with all {len(catalog.items):,} products in the catalog.",
+                className="text-muted",
+            ),
+        ],
+        className="empty-state text-center py-5",
+        id="photo-placeholder",
+    )
+
+
+def upload_alert(message: str, filename: str | None = None, color: str = "warning") -> dbc.Alert:
+    """A message about an upload, shown in place of the results."""
+    heading = f"We couldn't search with “{filename}”" if filename else "We couldn't search"
+    return dbc.Alert(
+        [html.Div(heading, className="alert-heading fw-semibold"), html.Div(message)],
+        color=color,
+        id="photo-error",
+        className="mb-0",
+    )
+
+
+def format_megabytes(size: float) -> str:
+    """A file size for a message: "14.2 MB"."""
+    return f"{size / 2**20:.1f} MB"
+
+
+def rejected_upload_alert(info: dict[str, Any] | None, max_bytes: int) -> Any:
+    """The message for a file the browser refused to upload (not an image, or too large)."""
+    if not isinstance(info, dict):
+        return no_update
+    name = str(info.get("name") or "") or None
+    mime = str(info.get("type") or "")
+    size = info.get("size")
+    if not mime.startswith("image/"):
+        kind = f" ({mime})" if mime else ""
+        message = f"That file is not an image{kind}. Please upload a JPEG, PNG or WebP photo."
+    elif isinstance(size, int | float) and size > max_bytes:
+        message = (f"The photo is {format_megabytes(size)}; photos can be at most "
+                   f"{max_bytes // 2**20} MB.")
+    else:
+        message = "That file could not be uploaded."
+    return upload_alert(message, name)
+
+
+def photo_preview(data: bytes) -> str:
+    """A small JPEG data URL of an uploaded photo (upright, RGB), for the results header.
+
+    Shown from the decoded photo rather than the upload itself, so CMYK, 16-bit or TIFF
+    photos (which browsers cannot show) preview too, and a 10 MB photo is not sent back.
+    """
+    from pipeline.images import load_image, thumbnail_jpeg
+    from pipeline.search import UPLOAD_PIXELS
+
+    img = load_image(data, draft_size=2 * PREVIEW_SIDE, max_pixels=UPLOAD_PIXELS)
+    return "data:image/jpeg;base64," + base64.b64encode(
+        thumbnail_jpeg(img, PREVIEW_SIDE, quality=80)
+    ).decode("ascii")
+
+
+def search_results(
+    searcher: PhotoSearcher, catalog: Catalog, contents: str | None, filename: str | None
+) -> Any:
+    """The upload callback as a pure function: an upload (data URL) -> the results area.
+
+    A photo gives its preview, the neighbour vote and the k most similar products as
+    cards; a bad upload gives an alert with a message for the shopper. Nothing is kept
+    between calls.
+    """
+    from pipeline.models import ModelError
+    from pipeline.search import UploadError, decode_upload
+
+    if not contents:
+        return search_placeholder(catalog)
+    was_ready = searcher.state == "ready"
+    try:
+        data = decode_upload(contents)
+        result = searcher.search(data)
+        preview = photo_preview(data)
+    except UploadError as e:
+        return upload_alert(str(e), filename)
+    except ModelError as e:
+        log.error("search by photo: %s", e)
+        return upload_alert(f"The image model could not be loaded: {e}", filename, "danger")
+    except Exception:  # a shopper gets a message, the operator the traceback
+        log.exception("search by photo failed for %r", filename)
+        return upload_alert("Something went wrong on our side. Please try another photo.",
+                            filename, "danger")
+    del data
+    found = [(catalog.index[pid], score) for pid, score in result.neighbours
+             if pid in catalog.index]
+    best = found[0][1] if found else 0.0
+    cards = [similar_card(catalog, i, score, rank, best, metric="cosine")
+             for rank, (i, score) in enumerate(found, start=1)]
+    summary: list[Any] = []
+    if filename:
+        summary.append(div(filename, className="photo-filename text-muted small text-truncate",
+                           title=filename))
+    if result.vote:
+        attr, label, votes, k = result.vote
+        summary.append(div(
+            [wire("Span", HTML_NS, children="Looks like: ", className="text-muted"),
+             wire("Strong", HTML_NS, children=label),
+             wire("Span", HTML_NS, children=f" ({votes} of {k} neighbours)",
+                  className="text-muted")],
+            className="photo-vote h5 mb-1", id="photo-vote",
+            title=f"{attribute_label(attr)} of the most similar products",
+        ))
+    t = result.timings_ms
+    took = sum(t.values())
+    summary.append(div(
+        f"Compared with {len(catalog.items):,} products in {took:,.0f} ms "
+        f"(photo {t.get('decode', 0):.0f} ms, model {t.get('embed', 0):,.0f} ms"
+        f"{' including loading it' if not was_ready else ''}, "
+        f"search {t.get('search', 0):.1f} ms)",
+        className="text-muted small", id="photo-timings",
+    ))
+    header = div(
+        [
+            div(wire("Img", HTML_NS, src=preview, alt=filename or "your photo",
+                     id="photo-preview"), className="photo-preview"),
+            div(summary, className="photo-summary"),
+        ],
+        className="photo-header mb-4",
+    )
+    return div(
+        [
+            header,
+            wire("H2", HTML_NS, children="Most similar products", className="h5 mb-1"),
+            wire("P", HTML_NS, className="text-muted small mb-3",
+                 children="Ranked by cosine similarity between image features: "
+                          "100% would be identical."),
+            div(grid(cards, "row-cols-2 row-cols-sm-3 row-cols-lg-4 row-cols-xl-5")
+                if cards else wire("P", HTML_NS, children="No products to compare with."),
+                id="photo-similar"),
+        ],
+        className="photo-results",
+    )
+
+
+def search_page(catalog: Catalog, searcher: PhotoSearcher) -> html.Div:
+    """Search by photo: an upload area (click, drop, or a phone's camera) and the results."""
+    from pipeline.search import MAX_UPLOAD_BYTES
+
+    upload = dcc.Upload(
+        id="photo-upload",
+        accept="image/*",  # phones offer the camera as well as the gallery
+        max_size=MAX_UPLOAD_BYTES,
+        multiple=False,
+        className="photo-drop",
+        className_active="photo-drop active",
+        className_reject="photo-drop rejected",
+        children=html.Div(
+            [
+                html.Div(className="photo-drop-icon"),
+                html.Div("Drop a photo here", className="fw-semibold"),
+                html.Div(["or ", html.Span("choose one", className="photo-drop-link"),
+                          " (on a phone: take one)"], className="small"),
+                html.Div(f"JPEG, PNG or WebP · up to {MAX_UPLOAD_BYTES // 2**20} MB",
+                         className="small text-muted mt-2"),
+            ],
+            className="photo-drop-inner",
+        ),
+    )
+    return html.Div(
+        [
+            html.H1("Search by photo", className="h3 mb-1"),
+            html.P("Upload a product photo and we'll find what in the catalog looks most "
+                   "like it.", className="text-muted mb-3"),
+            dcc.Store(id="photo-rejected"),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        [upload,
+                         html.Div(model_status(searcher), id="photo-model-status",
+                                  className="text-muted small mt-2")],
+                        md=4, lg=3,
+                    ),
+                    dbc.Col(
+                        dcc.Loading(
+                            html.Div(search_placeholder(catalog), id="photo-results"),
+                            id="photo-loading",
+                            custom_spinner=loading_message(searcher),
+                            overlay_style={"visibility": "visible", "opacity": 0.35},
+                        ),
+                        md=8, lg=9,
+                    ),
+                ],
+                className="g-4",
+            ),
+        ],
+        className="search-page",
+    )
+
+
+def search_by_photo_page(searcher: PhotoSearcher) -> Page:
+    """The dynamic-mode page and its callbacks, for `create_app(extra_pages=...)`."""
+    from pipeline.search import MAX_UPLOAD_BYTES
+
+    def register(app: Dash, catalog: Catalog) -> None:
+        @app.callback(
+            Output("photo-results", "children"),
+            Output("photo-upload", "contents"),
+            Output("photo-model-status", "children"),
+            Output("photo-loading", "custom_spinner"),
+            Input("photo-upload", "contents"),
+            Input("photo-rejected", "data"),
+            State("photo-upload", "filename"),
+            prevent_initial_call=True,
+        )
+        def _search(contents: str | None, rejected: dict[str, Any] | None,
+                    filename: str | None) -> tuple[Any, ...]:
+            if ctx.triggered_id == "photo-rejected":
+                body = rejected_upload_alert(rejected, MAX_UPLOAD_BYTES)
+            else:
+                body = search_results(searcher, catalog, contents, filename)
+            # Clearing contents lets the same file be uploaded again and frees the browser's copy.
+            return body, None, model_status(searcher), loading_message(searcher)
+
+        app.clientside_callback(
+            UPLOAD_GUARD_JS,
+            Output("photo-rejected", "data"),
+            Input("photo-upload", "id"),
+            State("photo-upload", "max_size"),
+        )
+
+    return Page(SEARCH_PATH, "Search by photo", lambda c, rest, search: search_page(c, searcher),
+                register)
+
+
+def create_dynamic_app(
+    folder: str | Path, model_path: str | Path | None = None, preload: bool = False
+) -> Dash:
+    """create_app plus the search-by-photo page, with one PhotoSearcher for the process.
+
+    The model file is checked against meta.json here (ModelError if it is missing or
+    differs); `preload` also loads it now instead of on the first search. Raises
+    PrecomputedError, ModelError or DynamicModeError, each with a one-line message.
+    """
+    missing = [m for m in DYNAMIC_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DynamicModeError(
+            f"dynamic mode needs {', '.join(missing)}: pip install -e \".[dynamic]\""
+        )
+    from pipeline.search import PhotoSearcher
+
+    pre = read_precomputed(folder)
+    searcher = PhotoSearcher(pre, model_path)
+    if preload:
+        searcher.preload()
+    app = create_app(folder, extra_pages=(search_by_photo_page(searcher),),
+                     catalog=Catalog.from_precomputed(pre))
+    app.searcher = searcher  # type: ignore[attr-defined]
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    return app
+
+
+# --------------------------------------------------------------------------- entry points
+
+
 def precomputed_folder(option: str | None = None) -> Path:
     """The folder to serve: the command-line option, else $LOOKALIKE_PRECOMPUTED, else the demo."""
     chosen = option or os.environ.get(ENV_VAR) or DEFAULT_FOLDER
     return Path(chosen)
 
 
-def create_app_or_exit(folder: str | Path) -> Dash:
-    """create_app, but an unusable folder ends the process with a one-line message."""
+def build_app(
+    folder: str | Path, dynamic: bool = False, model_path: str | Path | None = None,
+    preload: bool = False,
+) -> Dash:
+    """The app to serve; raises AppStartError with a one-line message if it cannot start."""
+    if not dynamic:
+        try:
+            return create_app(folder)
+        except PrecomputedError as e:
+            raise AppStartError(f"lookalike: cannot serve {folder}: {e}") from None
     try:
-        return create_app(folder)
+        from pipeline.models import ModelError
+    except ImportError:  # numpy missing: create_dynamic_app names what to install
+        ModelError = DynamicModeError  # noqa: N806
+    try:
+        return create_dynamic_app(folder, model_path, preload)
     except PrecomputedError as e:
-        raise SystemExit(f"lookalike: cannot serve {folder}: {e}") from None
+        raise AppStartError(f"lookalike: cannot serve {folder}: {e}") from None
+    except (ModelError, DynamicModeError) as e:
+        message = " ".join(str(e).split())  # Keras errors can span lines
+        raise AppStartError(
+            f"lookalike: cannot search by photo in {folder}: {message}"
+        ) from None
+
+
+class AppStartError(Exception):
+    """The app cannot start; the message is the one line to print."""
+
+
+def create_app_or_exit(
+    folder: str | Path, dynamic: bool = False, model_path: str | Path | None = None,
+    preload: bool = False,
+) -> Dash:
+    """build_app, but a start-up problem ends the process with a one-line message."""
+    try:
+        return build_app(folder, dynamic, model_path, preload)
+    except AppStartError as e:
+        raise SystemExit(str(e)) from None
 
 
 _app: Dash | None = None
 
 
 def __getattr__(name: str) -> Any:
-    """`app.server` / `app.app` for gunicorn, built on first use from $LOOKALIKE_PRECOMPUTED.
+    """`app.server` / `app.app` for gunicorn, built on first use from the environment.
 
+    $LOOKALIKE_PRECOMPUTED picks the folder; $LOOKALIKE_DYNAMIC=1 adds search by photo,
+    with $LOOKALIKE_MODEL (model file) and $LOOKALIKE_PRELOAD=1 (load the model now).
     Importing this module (tests, tools) loads nothing; `gunicorn app:server` does.
     """
     global _app
     if name in ("server", "app"):
         if _app is None:
-            folder = precomputed_folder()
             try:
-                _app = create_app(folder)
-            except PrecomputedError as e:
-                print(f"lookalike: cannot serve {folder}: {e}", file=sys.stderr)
+                _app = build_app(precomputed_folder(), env_flag(DYNAMIC_ENV),
+                                 os.environ.get(MODEL_ENV) or None, env_flag(PRELOAD_ENV))
+            except AppStartError as e:
+                print(e, file=sys.stderr)
                 # 3 is gunicorn's "worker failed to boot": it stops instead of respawning.
                 raise SystemExit(3) from None
         return _app.server if name == "server" else _app
@@ -1136,16 +1536,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8050, help="port to listen on")
     parser.add_argument("--debug", action="store_true", help="Dash dev tools and reloader")
+    parser.add_argument(
+        "--dynamic", action="store_true", default=env_flag(DYNAMIC_ENV),
+        help=f"add search by photo (loads the catalog's model; default: ${DYNAMIC_ENV})",
+    )
+    parser.add_argument(
+        "--model", metavar="PATH", default=os.environ.get(MODEL_ENV) or None,
+        help="the catalog's Keras model file, if not at the path recorded in meta.json "
+             f"(default: ${MODEL_ENV})",
+    )
+    parser.add_argument(
+        "--preload-model", action="store_true", default=env_flag(PRELOAD_ENV),
+        help=f"load the model at start-up, not on the first search (default: ${PRELOAD_ENV})",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the development server."""
     args = parse_args(argv)
-    dash_app = create_app_or_exit(precomputed_folder(args.precomputed))
-    print(f"lookalike: serving {precomputed_folder(args.precomputed)} "
-          f"({len(dash_app.catalog.items):,} products) on http://{args.host}:{args.port}",
-          file=sys.stderr)
+    if not args.dynamic and (args.model or args.preload_model):
+        raise SystemExit("lookalike: --model and --preload-model need --dynamic")
+    folder = precomputed_folder(args.precomputed)
+    started = time.perf_counter()
+    dash_app = create_app_or_exit(folder, args.dynamic, args.model, args.preload_model)
+    mode = ""
+    if args.dynamic:
+        searcher = dash_app.searcher  # type: ignore[attr-defined]
+        mode = (f"; search by photo at {SEARCH_PATH} with {model_label(searcher)} ("
+                + (f"loaded in {time.perf_counter() - started:.1f} s)" if searcher.loaded
+                   else "loads on the first search)"))
+    print(f"lookalike: serving {folder} ({len(dash_app.catalog.items):,} products) "
+          f"on http://{args.host}:{args.port}{mode}", file=sys.stderr)
     dash_app.run(host=args.host, port=args.port, debug=args.debug)
 
 

@@ -1,0 +1,415 @@
+"""Dynamic mode (search by photo) with the real shared model, on a fashion catalog.
+
+The upload callback is called directly (`search_results`) with shared photos and generated
+bad files; one browser test uploads a held-out photo through the page's file input; the
+start-up refusal of a mismatched model runs in a subprocess. Screenshots go to
+$LOOKALIKE_SCREENSHOTS (default: the test's tmp folder).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+import app as lookalike
+from pipeline.build import BuildOptions, build
+from tests.pipeline_helpers import FASHION, SHARED_MODEL, needs_shared
+from tests.test_app_pages import prop, texts, walk
+
+pytestmark = [pytest.mark.slow, needs_shared]
+ROOT = Path(lookalike.__file__).resolve().parent
+N_CATALOG = 400
+N_HELD_OUT = 12
+
+
+def data_url(data: bytes, mime: str = "image/jpeg") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
+
+
+def photo(pid: str) -> bytes:
+    return (FASHION / "images" / f"{pid}.jpg").read_bytes()
+
+
+def encoded(img: Image.Image, fmt: str, **options: Any) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """400 fashion photos built with the shared model (k=5); held-out rows of known types."""
+    root = tmp_path_factory.mktemp("fashion-dynamic")
+    with (FASHION / "styles.csv").open(encoding="utf-8") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: r["id"])
+    catalog_rows = rows[:N_CATALOG]
+    sizes = Counter(r["articleType"] for r in catalog_rows)
+    held_out = [r for r in rows[N_CATALOG:] if sizes[r["articleType"]] >= 8][:N_HELD_OUT]
+    images = root / "images"
+    images.mkdir()
+    for r in catalog_rows:
+        shutil.copy(FASHION / "images" / f"{r['id']}.jpg", images / f"{r['id']}.jpg")
+    with (root / "styles.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(catalog_rows[0]))
+        writer.writeheader()
+        writer.writerows(catalog_rows)
+    out = root / "pre"
+    build(BuildOptions(
+        catalog=images, metadata=root / "styles.csv", title_column="productDisplayName",
+        model=str(SHARED_MODEL), out=out, cache_dir=root / "cache", k=5, progress=False,
+    ))
+    return out, held_out
+
+
+@pytest.fixture(scope="module")
+def dyn_app(fashion: tuple[Path, list[dict]]) -> Any:
+    """The dynamic app, built lazily (no model yet), as `python app.py --dynamic` does."""
+    return lookalike.create_dynamic_app(fashion[0])
+
+
+def search(dyn_app: Any, data: bytes, mime: str = "image/jpeg", filename: str = "x.jpg") -> Any:
+    return lookalike.search_results(dyn_app.searcher, dyn_app.catalog, data_url(data, mime),
+                                    filename)
+
+
+def cards(layout: Any) -> list[str]:
+    """Product ids of the result cards, in order."""
+    return [prop(n, "id")["id"] for n in walk(layout)
+            if isinstance(n, dict) and isinstance(n.get("props", {}).get("id"), dict)
+            and n["props"]["id"].get("type") == "product-card"]
+
+
+def error_text(layout: Any) -> str | None:
+    """The alert's text if the layout is an upload error, else None."""
+    nodes = [n for n in walk(layout) if getattr(n, "id", None) == "photo-error"]
+    return " ".join(texts(nodes[0])) if nodes else None
+
+
+# --------------------------------------------------------------------------- the callback
+
+
+def test_model_loads_on_first_search_then_stays(dyn_app: Any, fashion: Any) -> None:
+    searcher = dyn_app.searcher
+    assert searcher.state == "not loaded"
+    page = lookalike.render_page(dyn_app.catalog, "/search", "", dyn_app.pages)
+    assert any("loads on the first search" in t for t in texts(page))
+    upload = next(n for n in walk(page) if getattr(n, "id", None) == "photo-upload")
+    assert upload.accept == "image/*" and upload.max_size == 10 * 2**20
+    spinner = next(n for n in walk(page) if getattr(n, "id", None) == "photo-loading")
+    assert "Loading the model (first search only)…" in texts(spinner.custom_spinner)
+
+    pid = dyn_app.searcher.ids[7]
+    layout = search(dyn_app, photo(pid))
+    assert searcher.state == "ready"
+    assert cards(layout)[0] == pid  # a catalog photo finds itself first
+    model = searcher._extractor
+    search(dyn_app, photo(pid))
+    assert searcher._extractor is model  # loaded once per process
+    assert lookalike.model_status(searcher).startswith("Model ready")
+    assert texts(lookalike.loading_message(searcher)) == ["Finding look-alikes…"]
+
+
+def test_held_out_photos_show_preview_vote_and_look_alikes(dyn_app: Any, fashion: Any) -> None:
+    _, held_out = fashion
+    catalog = dyn_app.catalog
+    shares, votes = [], 0
+    for row in held_out:
+        layout = search(dyn_app, photo(row["id"]), filename=f"{row['id']}.jpg")
+        assert error_text(layout) is None
+        ids = cards(layout)
+        assert len(ids) == 5
+        shares.append(sum(catalog.item(i).attrs["articleType"] == row["articleType"]
+                          for i in ids) / 5)
+        vote = texts(next(n for n in walk(layout)
+                          if isinstance(n, dict) and prop(n, "id") == "photo-vote"))
+        assert vote[0] == "Looks like: " and vote[2].endswith(" of 5 neighbours)")
+        votes += vote[1] == row["articleType"]
+    assert sum(shares) / len(shares) > 0.5  # the shared model's precision@5 is about 0.67
+    assert votes / len(held_out) > 0.5
+
+    all_texts = texts(layout)
+    assert f"{held_out[-1]['id']}.jpg" in all_texts  # the file name, as text
+    badges = [t for t in all_texts if t.endswith("% match")]
+    assert len(badges) == 5
+    preview = next(n for n in walk(layout) if isinstance(n, dict)
+                   and prop(n, "id") == "photo-preview")
+    src = prop(preview, "src")
+    assert src.startswith("data:image/jpeg;base64,")
+    img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+    assert max(img.size) <= lookalike.PREVIEW_SIDE
+    hrefs = [prop(n, "href") for n in walk(layout)
+             if isinstance(n, dict) and n.get("type") == "Link"]
+    assert hrefs == [lookalike.product_href(i) for i in cards(layout)]
+    assert any(t.startswith("Compared with 400 products in") for t in all_texts)
+
+
+def _cmyk_jpeg(pid: str) -> bytes:
+    return encoded(Image.open(io.BytesIO(photo(pid))).convert("CMYK"), "JPEG")
+
+
+def _png16(pid: str) -> bytes:
+    grey = Image.open(io.BytesIO(photo(pid))).convert("L")
+    return encoded(grey.point(lambda v: v * 256).convert("I;16"), "PNG")
+
+
+def _rgba(pid: str) -> bytes:
+    img = Image.open(io.BytesIO(photo(pid))).convert("RGBA")
+    img.putalpha(200)
+    return encoded(img, "PNG")
+
+
+def _animated(pid: str) -> bytes:
+    others = sorted(p.stem for p in (FASHION / "images").glob("*.jpg"))[-2:]
+    frames = [Image.open(io.BytesIO(photo(p))).convert("P") for p in (pid, *others)]
+    return encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+
+
+@pytest.mark.parametrize(
+    ("make", "mime", "finds_itself"),
+    [(_cmyk_jpeg, "image/jpeg", True), (_png16, "image/png", False),
+     (_rgba, "image/png", False), (_animated, "image/gif", True)],
+    ids=["cmyk-jpeg", "16-bit-png", "rgba-png", "animated-gif"],
+)
+def test_odd_but_valid_photos_are_searched(
+    dyn_app: Any, make: Any, mime: str, finds_itself: bool
+) -> None:
+    pid = dyn_app.searcher.ids[3]
+    layout = search(dyn_app, make(pid), mime)
+    assert error_text(layout) is None
+    assert len(cards(layout)) == 5
+    if finds_itself:  # colour kept: the same product first despite the odd encoding
+        assert cards(layout)[0] == pid
+
+
+def _bomb() -> bytes:
+    return encoded(Image.new("1", (12000, 12000)), "PNG", optimize=True)
+
+
+@pytest.mark.parametrize(
+    ("make", "mime", "message"),
+    [
+        (lambda: b"%PDF-1.4 not a photo", "application/pdf", "not an image (application/pdf)"),
+        (lambda: b"hello, this is text", "image/jpeg", "cannot be used as a photo"),
+        (lambda: photo("10015")[:400], "image/jpeg", "cannot be used as a photo"),
+        (lambda: b"\xff\xd8" + b"x" * (10 * 2**20 + 10), "image/jpeg", "larger than 10 MB"),
+        (_bomb, "image/png", "too many pixels"),
+        (lambda: b"", "image/png", "empty"),
+    ],
+    ids=["pdf", "text-as-jpeg", "truncated-jpeg", "over-10mb", "bomb-png", "empty"],
+)
+def test_bad_uploads_show_a_message(dyn_app: Any, make: Any, mime: str, message: str) -> None:
+    layout = search(dyn_app, make(), mime, filename="bad.file")
+    text = error_text(layout)
+    assert text is not None and message in text, text
+    assert "“bad.file”" in text
+    assert cards(layout) == []
+
+
+def test_files_refused_before_upload_get_messages() -> None:
+    limit = 10 * 2**20
+    pdf = lookalike.rejected_upload_alert({"name": "a.pdf", "type": "application/pdf",
+                                           "size": 10}, limit)
+    assert "not an image (application/pdf)" in " ".join(texts(pdf))
+    big = lookalike.rejected_upload_alert({"name": "big.jpg", "type": "image/jpeg",
+                                           "size": 14.5 * 2**20}, limit)
+    assert "14.5 MB; photos can be at most 10 MB" in " ".join(texts(big))
+    assert lookalike.rejected_upload_alert(None, limit) is lookalike.no_update
+
+
+def test_callback_over_http_keeps_serving_after_bad_uploads(dyn_app: Any) -> None:
+    client = dyn_app.server.test_client()
+
+    outputs = [("photo-results", "children"), ("photo-upload", "contents"),
+               ("photo-model-status", "children"), ("photo-loading", "custom_spinner")]
+
+    def upload(contents: str) -> str:
+        response = client.post("/_dash-update-component", json={
+            "output": next(k for k in dyn_app.callback_map if "photo-results.children" in k),
+            "outputs": [{"id": i, "property": p} for i, p in outputs],
+            "inputs": [{"id": "photo-upload", "property": "contents", "value": contents},
+                       {"id": "photo-rejected", "property": "data", "value": None}],
+            "state": [{"id": "photo-upload", "property": "filename", "value": "p.jpg"}],
+            "changedPropIds": ["photo-upload.contents"],
+        })
+        assert response.status_code == 200, response.data[:500]
+        body = response.get_json()["response"]
+        assert body["photo-upload"]["contents"] is None  # the same file can come again
+        return json.dumps(body["photo-results"])
+
+    pid = dyn_app.searcher.ids[5]
+    assert "photo-error" in upload(data_url(_bomb(), "image/png"))
+    assert "photo-error" in upload(data_url(b"garbage", "image/jpeg"))
+    good = upload(data_url(photo(pid)))
+    assert "photo-error" not in good and f'"id": "{pid}"' in good
+    too_big = client.post("/_dash-update-component", data=b"x" * (17 * 2**20),
+                          content_type="application/json")
+    assert too_big.status_code == 413  # refused before it is read into memory
+    assert client.get("/search").status_code == 200
+
+
+def test_navbar_and_static_pages_in_dynamic_mode(dyn_app: Any) -> None:
+    labels = [p.label for p in dyn_app.pages if p.label]
+    assert labels == ["Catalog", "Explore", "About", "Search by photo"]
+    nav = texts(lookalike.navbar(sorted(dyn_app.pages, key=lambda p: p.path == "/about"), ""))
+    assert nav.index("Search by photo") < nav.index("About")
+    some_id = dyn_app.catalog.items[0].id
+    product = lookalike.render_page(dyn_app.catalog, f"/product/{some_id}", "", dyn_app.pages)
+    assert len(cards(product)) == 5
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def run(args: list[str], env: dict[str, str] | None = None, code: str | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", code] if code else [sys.executable, str(ROOT / "app.py")]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny real Keras model file: loads fine, but is not the catalog's model."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def test_mismatched_model_is_refused_at_start_up(fashion: Any, other_model: Path) -> None:
+    folder = fashion[0]
+    result = run(["--dynamic", "--precomputed", str(folder), "--model", str(other_model),
+                  "--port", "1"])
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "model mismatch" in lines[0] and str(other_model) in lines[0]
+    assert str(folder) in lines[0] and "Traceback" not in result.stderr
+
+
+def test_model_options_need_dynamic(fashion: Any) -> None:
+    result = run(["--precomputed", str(fashion[0]), "--preload-model", "--port", "1"])
+    assert result.returncode != 0
+    assert result.stderr.strip() == "lookalike: --model and --preload-model need --dynamic"
+
+
+GUNICORN_ENTRY = """
+import sys, app
+s = app.server
+print(type(s).__name__, [p.path for p in app.app.pages][-1], app.app.searcher.state,
+      "tensorflow" in sys.modules)
+"""
+
+
+def test_gunicorn_entry_point_dynamic_from_env(fashion: Any, other_model: Path) -> None:
+    env = {lookalike.ENV_VAR: str(fashion[0]), lookalike.DYNAMIC_ENV: "1"}
+    result = run([], env, GUNICORN_ENTRY)
+    assert result.returncode == 0, result.stderr
+    # lazy: the model (and TensorFlow) is not loaded until the first search
+    assert result.stdout.split() == ["Flask", "/search", "not", "loaded", "False"]
+    result = run([], {**env, lookalike.MODEL_ENV: str(other_model)}, GUNICORN_ENTRY)
+    assert result.returncode == 3  # gunicorn stops instead of respawning workers
+    assert len(result.stderr.strip().splitlines()) == 1 and "model mismatch" in result.stderr
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def wait_for(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.browser
+def test_shopper_uploads_a_photo(dash_duo: Any, fashion: Any, tmp_path: Path) -> None:
+    folder, held_out = fashion
+    shots = Path(os.environ.get("LOOKALIKE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    dash_app = lookalike.create_dynamic_app(folder)  # lazy: the first upload loads the model
+    catalog = dash_app.catalog
+    dash_duo.start_server(dash_app)
+    driver = dash_duo.driver
+
+    dash_duo.find_element('.site-nav a[href="/search"]').click()
+    dash_duo.wait_for_element("#photo-upload")
+    assert "loads on the first search" in dash_duo.find_element("#photo-model-status").text
+
+    query = held_out[0]
+    file_input = driver.find_element_by_css_selector("#photo-upload input[type=file]")
+    file_input.send_keys(str(FASHION / "images" / f"{query['id']}.jpg"))
+    links = wait_for(lambda: driver.find_elements_by_css_selector("#photo-similar .product-link"),
+                     60, "result cards")
+    ids = [a.get_attribute("href").rsplit("/", 1)[1] for a in links]
+    assert len(ids) == 5
+    same = sum(catalog.item(i).attrs["articleType"] == query["articleType"] for i in ids)
+    assert same >= 3, (query, [catalog.item(i).attrs["articleType"] for i in ids])
+    assert query["articleType"] in dash_duo.find_element("#photo-vote").text
+    wait_for(lambda: driver.execute_script(
+        "const i = document.getElementById('photo-preview'); return i && i.complete "
+        "&& i.naturalWidth > 0 && [...document.querySelectorAll('#photo-similar img')]"
+        ".every(x => x.complete && x.naturalWidth > 0)"), 10, "images")
+    assert dash_duo.find_element("#photo-model-status").text.startswith("Model ready")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(max(int(height) + 120, 800), 3000))
+    time.sleep(0.3)
+    driver.save_screenshot(str(shots / "search-results.png"))
+    driver.set_window_size(1280, 1000)
+
+    # A file the browser will not upload (not an image) gets a message, not silence.
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a photo")
+    file_input = driver.find_element_by_css_selector("#photo-upload input[type=file]")
+    file_input.send_keys(str(text_file))
+    error = wait_for(lambda: driver.find_elements_by_css_selector("#photo-error"), 10, "alert")
+    assert "not an image" in error[0].text and "notes.txt" in error[0].text
+
+    # A photo over 10 MB: refused in the browser, with its size.
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(photo(query["id"]) + b"\0" * (11 * 2**20))
+    file_input = driver.find_element_by_css_selector("#photo-upload input[type=file]")
+    file_input.send_keys(str(big))
+    wait_for(lambda: "at most 10 MB" in dash_duo.find_element("#photo-error").text, 10, "size")
+
+    # Click a result: its product page.
+    file_input = driver.find_element_by_css_selector("#photo-upload input[type=file]")
+    file_input.send_keys(str(FASHION / "images" / f"{query['id']}.jpg"))
+    first = wait_for(lambda: driver.find_elements_by_css_selector("#photo-similar .product-link"),
+                     30, "result cards again")[0]
+    first_id = first.get_attribute("href").rsplit("/", 1)[1]
+    first.click()
+    wait_for(lambda: dash_duo.find_element("#product-title").text
+             == catalog.item(first_id).title, 10, "product page")
+
+    # A phone: no sideways scroll on the search page.
+    driver.set_window_size(390, 1200)
+    dash_duo.find_element('.site-nav a[href="/search"]').click()
+    dash_duo.wait_for_element("#photo-upload")
+    time.sleep(0.3)
+    driver.save_screenshot(str(shots / "search-phone.png"))
+    assert driver.execute_script(
+        "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    ), "search page scrolls sideways on a phone"
+    assert dash_duo.get_logs() == [], "browser console errors"
