@@ -492,8 +492,14 @@ def similar_card(
 
 def navbar(pages: Sequence[Page], brand: str) -> dbc.Navbar:
     """The top bar: brand and one link per page that has a navbar label."""
+    def text(page: Page) -> Any:
+        if not page.short_label:
+            return page.label
+        return [html.Span(page.label, className="d-none d-sm-inline"),
+                html.Span(page.short_label, className="d-sm-none", title=page.label)]
+
     links = [
-        dbc.NavItem(dbc.NavLink(p.label, href=p.path, active="exact"))
+        dbc.NavItem(dbc.NavLink(text(p), href=p.path, active="exact"))
         for p in pages
         if p.label
     ]
@@ -926,13 +932,15 @@ def not_found_page(message: str = "There is no page at this address.") -> html.D
 @dataclass(frozen=True)
 class Page:
     """A routable page. `path` is matched exactly, or as a prefix when it ends with "/"
-    (the rest of the path is passed to `layout`). `label` puts it in the navbar.
-    `register_callbacks(app, catalog)` adds the page's callbacks."""
+    (the rest of the path is passed to `layout`). `label` puts it in the navbar
+    (`short_label` instead on phones). `register_callbacks(app, catalog)` adds the page's
+    callbacks."""
 
     path: str
     label: str | None
     layout: Callable[[Catalog, str, str], Any]
     register_callbacks: Callable[[Dash, Catalog], None] | None = None
+    short_label: str | None = None
 
     def matches(self, pathname: str) -> str | None:
         """The rest of `pathname` after this page's path, or None if it does not match."""
@@ -1132,21 +1140,24 @@ log = logging.getLogger("lookalike")
 # server (photo-rejected.data), which answers with a message.
 UPLOAD_GUARD_JS = """
 function (id, maxBytes) {
-    var root = document.getElementById(id);
-    if (!root || root.getAttribute("data-guarded")) { return window.dash_clientside.no_update; }
-    root.setAttribute("data-guarded", "1");
-    function check(files) {
-        if (!files || !files.length) { return; }
-        var f = files[0];
-        if ((f.type || "").indexOf("image/") !== 0 || f.size > maxBytes) {
-            window.dash_clientside.set_props("photo-rejected", {data: {
-                name: f.name, size: f.size, type: f.type || "", at: Date.now()}});
-        }
+    if (!window.lookalikeUploadGuard) {  // one document-level listener, whatever re-renders
+        window.lookalikeUploadGuard = true;
+        var check = function (target, files) {
+            if (!files || !files.length || !target || !target.closest
+                || !target.closest("#" + id)) { return; }
+            var f = files[0];
+            if ((f.type || "").indexOf("image/") !== 0 || f.size > maxBytes) {
+                window.dash_clientside.set_props("photo-rejected", {data: {
+                    name: f.name, size: f.size, type: f.type || "", at: Date.now()}});
+            }
+        };
+        document.addEventListener("drop", function (e) {
+            check(e.target, e.dataTransfer && e.dataTransfer.files);
+        }, true);
+        document.addEventListener("change", function (e) {
+            check(e.target, e.target && e.target.files);
+        }, true);
     }
-    root.addEventListener("drop", function (e) {
-        check(e.dataTransfer && e.dataTransfer.files);
-    }, true);
-    root.addEventListener("change", function (e) { check(e.target && e.target.files); }, true);
     return window.dash_clientside.no_update;
 }
 """
@@ -1353,7 +1364,7 @@ def search_page(catalog: Catalog, searcher: PhotoSearcher) -> html.Div:
                 html.Div("Drop a photo here", className="fw-semibold"),
                 html.Div(["or ", html.Span("choose one", className="photo-drop-link"),
                           " (on a phone: take one)"], className="small"),
-                html.Div(f"JPEG, PNG or WebP · up to {MAX_UPLOAD_BYTES // 2**20} MB",
+                html.Div(f"JPEG, PNG or WebP · up to {MAX_UPLOAD_BYTES // 2**20}\u00a0MB",
                          className="small text-muted mt-2"),
             ],
             className="photo-drop-inner",
@@ -1422,7 +1433,7 @@ def search_by_photo_page(searcher: PhotoSearcher) -> Page:
         )
 
     return Page(SEARCH_PATH, "Search by photo", lambda c, rest, search: search_page(c, searcher),
-                register)
+                register, short_label="Photo")
 
 
 def create_dynamic_app(

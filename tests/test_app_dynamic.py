@@ -360,6 +360,10 @@ def test_shopper_uploads_a_photo(dash_duo: Any, fashion: Any, tmp_path: Path) ->
     query = held_out[0]
     file_input = driver.find_element_by_css_selector("#photo-upload input[type=file]")
     file_input.send_keys(str(FASHION / "images" / f"{query['id']}.jpg"))
+    loading = wait_for(lambda: driver.find_elements_by_css_selector("#photo-loading-text"),
+                       30, "the loading state")  # the first search loads the model
+    assert loading[0].text == "Loading the model (first search only)…"
+    driver.save_screenshot(str(shots / "search-loading.png"))
     links = wait_for(lambda: driver.find_elements_by_css_selector("#photo-similar .product-link"),
                      60, "result cards")
     ids = [a.get_attribute("href").rsplit("/", 1)[1] for a in links]
@@ -385,6 +389,7 @@ def test_shopper_uploads_a_photo(dash_duo: Any, fashion: Any, tmp_path: Path) ->
     file_input.send_keys(str(text_file))
     error = wait_for(lambda: driver.find_elements_by_css_selector("#photo-error"), 10, "alert")
     assert "not an image" in error[0].text and "notes.txt" in error[0].text
+    driver.save_screenshot(str(shots / "search-not-an-image.png"))
 
     # A photo over 10 MB: refused in the browser, with its size.
     big = tmp_path / "huge.jpg"
