@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 
 import app as lookalike
 
@@ -23,8 +24,11 @@ def wait_text(dash_duo: Any, selector: str, predicate: Any, timeout: float = 10)
     deadline = time.monotonic() + timeout
     text = ""
     while time.monotonic() < deadline:
-        elements = dash_duo.driver.find_elements_by_css_selector(selector)
-        text = elements[0].text if elements else ""
+        try:
+            elements = dash_duo.driver.find_elements_by_css_selector(selector)
+            text = elements[0].text if elements else ""
+        except StaleElementReferenceException:  # Dash re-rendered it between find and read
+            elements, text = [], ""
         if elements and predicate(text):
             return text
         time.sleep(0.1)
