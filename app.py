@@ -1436,6 +1436,16 @@ def search_by_photo_page(searcher: PhotoSearcher) -> Page:
                 register, short_label="Photo")
 
 
+def repo_relative_model(pre: Precomputed) -> Path | None:
+    """The recorded model path read from the repository root, when it is relative and not
+    found from the current directory (the bundled demo records ../shared/models/...)."""
+    recorded = (pre.meta.get("model") or {}).get("path")
+    if not recorded or Path(recorded).is_absolute() or Path(recorded).is_file():
+        return None
+    candidate = ROOT / recorded
+    return candidate if candidate.is_file() else None
+
+
 def create_dynamic_app(
     folder: str | Path, model_path: str | Path | None = None, preload: bool = False
 ) -> Dash:
@@ -1452,8 +1462,10 @@ def create_dynamic_app(
         )
     from pipeline.search import PhotoSearcher
 
+    if model_path is not None and not Path(model_path).is_file():
+        raise DynamicModeError(f"model file {model_path} not found (--model / ${MODEL_ENV})")
     pre = read_precomputed(folder)
-    searcher = PhotoSearcher(pre, model_path)
+    searcher = PhotoSearcher(pre, model_path or repo_relative_model(pre))
     if preload:
         searcher.preload()
     app = create_app(folder, extra_pages=(search_by_photo_page(searcher),),
@@ -1515,6 +1527,33 @@ def create_app_or_exit(
 _app: Dash | None = None
 
 
+def building_in_gunicorn_master() -> bool:
+    """Whether gunicorn's master is importing the app (`--preload`), to fork workers later.
+
+    TensorFlow does not survive a fork (a worker forked after the model was loaded hangs
+    on its first search), so then the model is loaded in each worker right after the fork.
+    """
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(os.path.join("gunicorn", "arbiter.py")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def preload_in_worker(searcher: PhotoSearcher) -> None:
+    """Load the model in a freshly forked worker; a failure is logged, searches then say so."""
+    started = time.perf_counter()
+    try:
+        searcher.preload()
+    except Exception as e:
+        print(f"lookalike: worker {os.getpid()}: model failed to load: "
+              f"{' '.join(str(e).split())}", file=sys.stderr)
+        return
+    print(f"lookalike: worker {os.getpid()}: model loaded in "
+          f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
 def __getattr__(name: str) -> Any:
     """`app.server` / `app.app` for gunicorn, built on first use from the environment.
 
@@ -1525,13 +1564,18 @@ def __getattr__(name: str) -> Any:
     global _app
     if name in ("server", "app"):
         if _app is None:
+            preload = env_flag(PRELOAD_ENV)
+            after_fork = preload and building_in_gunicorn_master()
             try:
                 _app = build_app(precomputed_folder(), env_flag(DYNAMIC_ENV),
-                                 os.environ.get(MODEL_ENV) or None, env_flag(PRELOAD_ENV))
+                                 os.environ.get(MODEL_ENV) or None, preload and not after_fork)
             except AppStartError as e:
                 print(e, file=sys.stderr)
                 # 3 is gunicorn's "worker failed to boot": it stops instead of respawning.
                 raise SystemExit(3) from None
+            searcher = getattr(_app, "searcher", None)
+            if after_fork and searcher is not None:
+                os.register_at_fork(after_in_child=lambda: preload_in_worker(searcher))
         return _app.server if name == "server" else _app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -13,10 +13,12 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -328,6 +330,58 @@ def test_gunicorn_entry_point_dynamic_from_env(fashion: Any, other_model: Path) 
     result = run([], {**env, lookalike.MODEL_ENV: str(other_model)}, GUNICORN_ENTRY)
     assert result.returncode == 3  # gunicorn stops instead of respawning workers
     assert len(result.stderr.strip().splitlines()) == 1 and "model mismatch" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None,
+                    reason="gunicorn not installed")
+def test_gunicorn_preload_loads_the_model_in_the_worker(fashion: Any) -> None:
+    """`--preload` + LOOKALIKE_PRELOAD=1: a model loaded before gunicorn forks would hang
+    the worker's first search (TensorFlow does not survive a fork); it must answer at once."""
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    env = {**os.environ, lookalike.ENV_VAR: str(fashion[0]), lookalike.DYNAMIC_ENV: "1",
+           lookalike.PRELOAD_ENV: "1"}
+    proc = subprocess.Popen(
+        [str(gunicorn), "app:server", "--preload", "--workers", "1", "--bind", "127.0.0.1:0",
+         "--timeout", "20", "--no-control-socket"],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+    )
+    log: list[str] = []
+    try:
+        port = None
+        while port is None:  # the worker reports when its model is in memory
+            line = proc.stderr.readline()  # type: ignore[union-attr]
+            assert line or proc.poll() is None, "gunicorn exited: " + "".join(log)
+            log.append(line)
+            match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)
+            port = int(match.group(1)) if match else None
+        while "model loaded in" not in log[-1]:
+            log.append(proc.stderr.readline())  # type: ignore[union-attr]
+            assert log[-1], "".join(log)
+        deps = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/_dash-dependencies",
+                                                timeout=10))
+        dyn_id = next(d["output"] for d in deps if "photo-results.children" in d["output"])
+        first = sorted(p.stem for p in (fashion[0] / "thumbs").glob("*.jpg"))[0]
+        payload = json.dumps({
+            "output": dyn_id,
+            "outputs": [{"id": i, "property": p} for i, p in (
+                ("photo-results", "children"), ("photo-upload", "contents"),
+                ("photo-model-status", "children"), ("photo-loading", "custom_spinner"))],
+            "inputs": [{"id": "photo-upload", "property": "contents",
+                        "value": data_url(photo(first))},
+                       {"id": "photo-rejected", "property": "data", "value": None}],
+            "state": [{"id": "photo-upload", "property": "filename", "value": "q.jpg"}],
+            "changedPropIds": ["photo-upload.contents"],
+        }).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/_dash-update-component",
+                                         payload, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=15) as r:
+            body = r.read().decode()
+        assert "photo-error" not in body
+        assert cards(json.loads(body)["response"]["photo-results"]["children"])[0] == first
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not any("WORKER TIMEOUT" in line for line in log)
 
 
 # --------------------------------------------------------------------------- browser
