@@ -1294,7 +1294,6 @@ def search_results(
         log.exception("search by photo failed for %r", filename)
         return upload_alert("Something went wrong on our side. Please try another photo.",
                             filename, "danger")
-    del data
     found = [(catalog.index[pid], score) for pid, score in result.neighbours
              if pid in catalog.index]
     best = found[0][1] if found else 0.0

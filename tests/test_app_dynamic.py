@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,28 @@ def test_bad_uploads_show_a_message(dyn_app: Any, make: Any, mime: str, message:
     assert text is not None and message in text, text
     assert "“bad.file”" in text
     assert cards(layout) == []
+
+
+def test_tabs_uploading_at_once_get_their_own_results(dyn_app: Any) -> None:
+    pids = dyn_app.searcher.ids[20:28]
+    alone = [cards(search(dyn_app, photo(p))) for p in pids]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda p: cards(search(dyn_app, photo(p))), pids))
+    assert together == alone and [c[0] for c in alone] == pids
+
+
+def test_memory_does_not_grow_with_uploads(dyn_app: Any) -> None:
+    psutil = pytest.importorskip("psutil")
+    process = psutil.Process()
+    uploads = [(photo(dyn_app.searcher.ids[1]), "image/jpeg"), (_bomb(), "image/png"),
+               (photo("10015")[:500], "image/jpeg"), (_cmyk_jpeg(dyn_app.searcher.ids[2]),
+                                                       "image/jpeg")]
+    for data, mime in uploads:
+        search(dyn_app, data, mime)
+    before = process.memory_info().rss
+    for i in range(40):
+        search(dyn_app, *uploads[i % len(uploads)])
+    assert process.memory_info().rss - before < 40 * 2**20
 
 
 def test_files_refused_before_upload_get_messages() -> None:
