@@ -411,9 +411,14 @@ def test_gunicorn_preload_loads_the_model_in_the_worker(fashion: Any) -> None:
 
 
 def wait_for(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except StaleElementReferenceException:  # Dash re-rendered it between find and read
+            value = None
         if value:
             return value
         time.sleep(0.1)
