@@ -404,14 +404,20 @@ def product_href(product_id: str) -> str:
     return f"/product/{quote(product_id, safe='')}"
 
 
+MATCH_SCALE = "0% is as alike as two typical products of this catalog, 100% identical."
+
+
 def similarity_display(
-    score: float, rank: int, metric: str, best_score: float
+    score: float, rank: int, metric: str, best_score: float, baseline: float | None = None
 ) -> tuple[str, float, str]:
     """How a neighbour's score is shown: (badge text, bar fraction 0..1, explanation).
 
-    Cosine scores are similarities: "92% match". Euclidean scores are distances (lower
-    is closer), which mean nothing to a shopper, so the badge gives the rank and the bar
-    shows closeness relative to the closest match (closest / this distance).
+    Cosine scores are similarities: "92% match". With the catalog's `baseline` (the mean
+    cosine between two of its products, in meta.json as `similarity_baseline`), 0% is a
+    typical pair and 100% identical: CNN features of photos on white all score 0.95+, so
+    raw cosines would read "99% match" for everything. Euclidean scores are distances
+    (lower is closer), which mean nothing to a shopper, so the badge gives the rank and
+    the bar shows closeness relative to the closest match (closest / this distance).
     """
     if metric == "euclidean":
         fraction = 1.0 if score <= 0 else max(0.0, min(1.0, best_score / score))
@@ -421,6 +427,13 @@ def similarity_display(
             f"bar: closeness relative to the closest match ({fraction:.0%})"
         )
         return badge, fraction, explanation
+    if baseline is not None and baseline < 1:
+        fraction = max(0.0, min(1.0, (score - baseline) / (1 - baseline)))
+        explanation = (
+            f"cosine similarity {score:.3f}; 0% = as alike as two typical products of this "
+            f"catalog ({baseline:.3f}), 100% = identical"
+        )
+        return f"{round(fraction * 100)}% match", fraction, explanation
     fraction = max(0.0, min(1.0, score))
     return f"{round(fraction * 100)}% match", fraction, f"cosine similarity {score:.3f}"
 
@@ -474,7 +487,7 @@ def similar_card(
     """A product card with its similarity badge and bar (scores in `metric`, default the
     catalog's), for the product page and the search-by-photo results."""
     badge, fraction, explanation = similarity_display(
-        score, rank, metric or catalog.metric, best
+        score, rank, metric or catalog.metric, best, catalog.meta.get("similarity_baseline")
     )
     bar = wire("Div", HTML_NS, className="match-fill", style={"width": f"{fraction:.0%}"})
     footer = wire(
@@ -708,7 +721,7 @@ def product_page(catalog: Catalog, product_id: str) -> Any:
         how = ("Ranked by Euclidean distance between image features (lower is closer); "
                "the bar shows closeness relative to the closest match.")
     else:
-        how = "Ranked by cosine similarity between image features: 100% would be identical."
+        how = f"Ranked by cosine similarity between image features: {MATCH_SCALE}"
     hero = div(
         [
             div(div(wire("Img", HTML_NS, src=item.thumb_url, alt=item.title,
@@ -1335,8 +1348,7 @@ def search_results(
             header,
             wire("H2", HTML_NS, children="Most similar products", className="h5 mb-1"),
             wire("P", HTML_NS, className="text-muted small mb-3",
-                 children="Ranked by cosine similarity between image features: "
-                          "100% would be identical."),
+                 children=f"Ranked by cosine similarity between image features: {MATCH_SCALE}"),
             div(grid(cards, "row-cols-2 row-cols-sm-3 row-cols-lg-4 row-cols-xl-5")
                 if cards else wire("P", HTML_NS, children="No products to compare with."),
                 id="photo-similar"),

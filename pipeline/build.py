@@ -202,6 +202,7 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         )
     normalised = l2_normalise(matrix)
     xy = pca_2d(normalised)
+    baseline = similarity_baseline(normalised)
     products = [product_record(r, shas[r.id], xy[i]) for i, r in enumerate(kept)]
     by_id = {r.id: r for r in kept}
 
@@ -219,6 +220,7 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         "group_by": opts.group_by,
         "model": {**extractor.identity, "resize": opts.resize},
         "projection": "pca",
+        "similarity_baseline": baseline,
         "source": {"catalog": str(opts.catalog), "n_rows": len(rows), "n_skipped": len(skipped)},
     }
     skipped.sort(key=lambda s: s["id"])
@@ -236,6 +238,20 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         skipped=skipped,
         seconds=time.perf_counter() - t0,
     )
+
+
+def similarity_baseline(normalised: np.ndarray) -> float:
+    """Mean cosine similarity between two different products, without an N x N matrix.
+
+    The sum of all pairwise cosines of unit rows is N^2 |mean|^2; removing the N self-pairs
+    gives the mean over distinct pairs. The app shows matches relative to it.
+    """
+    n = len(normalised)
+    if n < 2:
+        return 0.0
+    mean = normalised.astype(np.float64).mean(axis=0)
+    self_pairs = float(np.einsum("ij,ij->", normalised, normalised))
+    return round((n * n * float(mean @ mean) - self_pairs) / (n * (n - 1)), 6)
 
 
 def export_pairwise(matrix: np.ndarray, ids: list[str], path: Path) -> Path:

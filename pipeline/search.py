@@ -162,6 +162,9 @@ class PhotoSearcher:
                         self.source, weights if self.source in BUILTIN_MODELS else "imagenet"
                     )
                     check_identity(self.model_meta, ex.identity)
+                    # the first prediction builds TensorFlow's graph (0.5-0.8 s): pay it here
+                    ex.embed(np.full((1, self.size[1], self.size[0], 3), 255, np.uint8))
+                    ex.calls = 0
                 except BaseException:
                     self.state = "failed"
                     raise

@@ -235,3 +235,11 @@ def test_text_index_matches_naive_substring_search(catalog: lookalike.Catalog) -
         assert index.rows_containing(word) == expected, word
     both = index.rows_containing_all(["red", "jeans"])
     assert both == {i for i, t in enumerate(catalog.search_text) if "red" in t and "jeans" in t}
+
+
+def test_similarity_display_is_relative_to_the_catalog_baseline() -> None:
+    badge, fraction, explanation = lookalike.similarity_display(0.99, 1, "cosine", 0.99, 0.97)
+    assert badge == "67% match" and fraction == pytest.approx(2 / 3)
+    assert "typical products" in explanation
+    assert lookalike.similarity_display(0.95, 2, "cosine", 0.99, 0.97)[:2] == ("0% match", 0.0)
+    assert lookalike.similarity_display(1.0, 1, "cosine", 1.0, 0.97)[0] == "100% match"

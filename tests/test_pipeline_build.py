@@ -36,6 +36,7 @@ def test_build_writes_contract_2(catalog: Path, tmp_path: Path):
     pre = read_precomputed(out)
     assert [p["id"] for p in pre.products] == sorted(p["id"] for p in pre.products)
     assert pre.meta["k"] == 5 and pre.meta["metric"] == "cosine"
+    assert 0 < pre.meta["similarity_baseline"] < 1
     assert pre.meta["model"]["name"] == "test-colour-grid" and pre.meta["model"]["resize"] == "pad"
     p = pre.product("red-disc-0")
     assert p["title"] == "Red disc <b>#0</b>" and p["price"] == 10.5 and p["currency"] == "EUR"
@@ -242,3 +243,15 @@ def test_crash_while_writing_keeps_the_old_folder(catalog: Path, tmp_path: Path,
         run(catalog, out, tmp_path / "cache", k=3)
     assert (out / "neighbours.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".pre")] == []
+
+
+def test_similarity_baseline_is_the_mean_pairwise_cosine():
+    from pipeline.build import similarity_baseline
+    from pipeline.similarity import l2_normalise
+
+    rng = np.random.default_rng(0)
+    x = l2_normalise(np.abs(rng.normal(size=(50, 8))))
+    full = x.astype(np.float64) @ x.T.astype(np.float64)
+    want = (full.sum() - np.trace(full)) / (50 * 49)
+    assert similarity_baseline(x) == pytest.approx(want, abs=1e-6)
+    assert similarity_baseline(x[:1]) == 0.0
