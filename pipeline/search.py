@@ -123,21 +123,35 @@ class PhotoSearcher:
         self.size = (int(w), int(h))
         if not pre.embeddings_path.is_file():
             raise ModelError(f"{pre.embeddings_path}: missing; rebuild the catalog")
-        emb = np.load(pre.embeddings_path).astype(np.float32)
-        if emb.shape != (len(pre.products), model_meta.get("dim", emb.shape[1])):
+        shape = np.load(pre.embeddings_path, mmap_mode="r").shape  # header only, checked now
+        if shape != (len(pre.products), model_meta.get("dim", shape[-1])):
             raise ModelError(
-                f"{pre.embeddings_path}: shape {emb.shape} does not match "
+                f"{pre.embeddings_path}: shape {shape} does not match "
                 f"{len(pre.products)} products x dim {model_meta.get('dim')}"
             )
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        emb /= np.where(norms == 0, 1, norms)  # in place: no second copy of the catalog
-        self.embeddings = emb
+        self._embeddings: np.ndarray | None = None
         self.ids = [p["id"] for p in pre.products]
         self.vote_attr = vote_attribute(pre)
         self._extractor: FeatureExtractor | None = None
         self._load_lock = threading.Lock()
         self._model_lock = threading.Lock()  # one model call at a time per process
         self.state = "not loaded"
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """The catalog's embeddings as unit float32 rows, read on first use.
+
+        Read after the model is loaded, so the model's load-time peak and this copy of
+        the catalog are not in memory at the same time.
+        """
+        if self._embeddings is None:
+            with self._load_lock:
+                if self._embeddings is None:
+                    emb = np.load(self.pre.embeddings_path).astype(np.float32)
+                    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+                    emb /= np.where(norms == 0, 1, norms)  # in place: one copy of the catalog
+                    self._embeddings = emb
+        return self._embeddings
 
     @property
     def loaded(self) -> bool:
@@ -170,6 +184,7 @@ class PhotoSearcher:
                     raise
                 self._extractor = ex
                 self.state = "ready"
+        self.embeddings  # noqa: B018 - read the catalog now that the model's peak is over
         return self._extractor
 
     def embed_photo(self, data: bytes) -> tuple[np.ndarray, dict[str, float]]:
