@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,36 +102,37 @@ def _weights_digest(model: Any) -> str:
 
 
 @contextlib.contextmanager
-def _zero_kernels() -> Iterator[None]:
-    """Build layers with zero kernels instead of Keras's random ones.
+def _kernel_initialiser(seed: int | None) -> Iterator[None]:
+    """Build layers with cheap kernels instead of Keras's random initialisers.
 
-    The weights are loaded or set right after; Keras's random initialisers leave about
-    800 MB more resident at VGG16's size (peak RSS 2.0 vs 1.2 GiB, measured).
+    `seed=None`: zeros, for weights that are loaded right after. Otherwise Glorot-uniform
+    kernels from a seeded numpy generator, one stream per kernel in build order. Keras's
+    own initialisers leave about 800 MB more resident at VGG16's size, and assigning
+    weights after the build keeps another 400 MB (measured: steady RSS 2.0 and 1.6 GiB
+    against 1.2 GiB this way).
     """
     import keras
 
+    counter = itertools.count()
+
+    def initialise(self: Any, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        if seed is None:
+            return keras.ops.zeros(shape, dtype=dtype)
+        receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+        limit = np.float32(np.sqrt(6.0 / (fan_in + fan_out)))
+        values = np.random.default_rng([seed, next(counter)]).random(shape, dtype=np.float32)
+        values *= 2 * limit
+        values -= limit
+        return keras.ops.convert_to_tensor(values, dtype=dtype)
+
     cls = keras.initializers.VarianceScaling
     original = cls.__call__
-    cls.__call__ = lambda self, shape, dtype=None: keras.ops.zeros(shape, dtype=dtype)
+    cls.__call__ = initialise
     try:
         yield
     finally:
         cls.__call__ = original
-
-
-def _seeded_random_kernels(model: Any, seed: int) -> None:
-    """Glorot-uniform kernels from a seeded numpy generator, assigned a slice at a time."""
-    for n, w in enumerate(model.weights):
-        shape = tuple(w.shape)
-        if len(shape) < 2 or "kernel" not in w.path:
-            continue
-        receptive = int(np.prod(shape[:-2]))
-        limit = float(np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1]))))
-        rng = np.random.default_rng([seed, n])
-        for sl in _row_slices(shape):
-            rows = len(range(*sl.indices(shape[0])))
-            part = rng.uniform(-limit, limit, size=(rows, *shape[1:])).astype(np.float32)
-            w.value[sl].assign(part)
 
 
 def _missing_weights_error(name: str, cause: BaseException) -> ModelError:
@@ -150,7 +152,7 @@ def _builtin(name: str, weights: str, seed: int) -> FeatureExtractor:
         raise ModelError(f"--weights {weights}: not 'imagenet', 'random' or an existing file")
     keras_weights = {"imagenet": "imagenet", "random": None}.get(weights, weights)
     try:
-        with _zero_kernels():
+        with _kernel_initialiser(seed if weights == "random" else None):
             if name == "vgg16":
                 base = keras.applications.VGG16(weights=keras_weights, include_top=True)
                 layer = "fc2"
@@ -162,8 +164,6 @@ def _builtin(name: str, weights: str, seed: int) -> FeatureExtractor:
                 )
                 layer = "avg_pool"
                 preprocess = keras.applications.resnet50.preprocess_input
-        if weights == "random":
-            _seeded_random_kernels(model, seed)
     except (OSError, ValueError) as e:
         cached = keras_cache_dir() / IMAGENET_WEIGHT_FILES[name]
         if weights == "imagenet" and not cached.is_file():

@@ -147,9 +147,13 @@ class PhotoSearcher:
         if self._embeddings is None:
             with self._load_lock:
                 if self._embeddings is None:
-                    emb = np.load(self.pre.embeddings_path).astype(np.float32)
-                    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-                    emb /= np.where(norms == 0, 1, norms)  # in place: one copy of the catalog
+                    stored = np.load(self.pre.embeddings_path, mmap_mode="r")
+                    emb = np.empty(stored.shape, dtype=np.float32)
+                    for i in range(0, len(emb), 4096):  # float16 -> float32 a block at a time
+                        block = np.asarray(stored[i : i + 4096], dtype=np.float32)
+                        norms = np.linalg.norm(block, axis=1, keepdims=True)
+                        emb[i : i + 4096] = block / np.where(norms == 0, 1, norms)
+                    del stored
                     self._embeddings = emb
         return self._embeddings
 
