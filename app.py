@@ -796,10 +796,11 @@ def explore_figure(catalog: Catalog, attr: str | None) -> go.Figure:
         )
     fig.update_layout(
         template="plotly_white",
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
         height=620,
-        legend={"itemsizing": "constant", "orientation": "h", "x": 0, "y": 1.0,
-                "yanchor": "bottom", "title": {"text": attribute_label(attr) if attr else ""}},
+        # below the map: a long legend on top would run under Plotly's toolbar
+        legend={"itemsizing": "constant", "orientation": "h", "x": 0, "y": 0,
+                "yanchor": "top", "title": {"text": attribute_label(attr) if attr else ""}},
         xaxis={"visible": False},
         yaxis={"visible": False},
         hovermode="closest",
