@@ -159,8 +159,9 @@ def _builtin(name: str, weights: str, seed: int) -> FeatureExtractor:
                 model = keras.Model(base.input, base.get_layer(layer).output, name="vgg16_fc2")
                 preprocess = keras.applications.vgg16.preprocess_input
             else:
-                model = keras.applications.ResNet50(
-                    weights=keras_weights, include_top=False, pooling="avg"
+                model = keras.applications.ResNet50(  # without the top, fix the input size
+                    weights=keras_weights, include_top=False, pooling="avg",
+                    input_shape=(224, 224, 3),
                 )
                 layer = "avg_pool"
                 preprocess = keras.applications.resnet50.preprocess_input

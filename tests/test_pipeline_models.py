@@ -125,3 +125,11 @@ def test_known_answer_on_fashion_small_2k(tmp_path: Path):
     pre = read_precomputed(out)
     for a, b in (("31097", "34037"), ("41986", "40139"), ("8723", "9612")):
         assert b not in [n for n, _ in pre.neighbours[a]]
+
+
+def test_resnet50_is_average_pooled_2048d():
+    ex = load_extractor("resnet50", "random")
+    assert ex.identity["layer"] == "avg_pool" and ex.identity["dim"] == 2048
+    assert ex.identity["input_size"] == [224, 224]
+    feats = ex.embed(np.full((2, 224, 224, 3), 200, np.uint8))
+    assert feats.shape == (2, 2048) and np.isfinite(feats).all()
