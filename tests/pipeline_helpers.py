@@ -105,3 +105,37 @@ def colour_extractor() -> FeatureExtractor:
         "dim": 48,
     }
     return FeatureExtractor(identity=identity, model=ColourModel())
+
+
+def build_fashion_subset(
+    root: Path, n_catalog: int, n_held_out: int, min_type_size: int
+) -> tuple[Path, list[dict]]:
+    """Build the first `n_catalog` fashion photos (by id) with the shared model, k=5.
+
+    Returns the precomputed folder and up to `n_held_out` later rows whose articleType has
+    at least `min_type_size` products in the catalog (fair queries for precision@5).
+    """
+    import shutil
+    from collections import Counter
+
+    from pipeline.build import BuildOptions, build
+
+    with (FASHION / "styles.csv").open(encoding="utf-8") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: r["id"])
+    catalog_rows = rows[:n_catalog]
+    sizes = Counter(r["articleType"] for r in catalog_rows)
+    held_out = [r for r in rows[n_catalog:] if sizes[r["articleType"]] >= min_type_size]
+    images = root / "images"
+    images.mkdir(parents=True)
+    for r in catalog_rows:
+        shutil.copy(FASHION / "images" / f"{r['id']}.jpg", images / f"{r['id']}.jpg")
+    with (root / "styles.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(catalog_rows[0]))
+        writer.writeheader()
+        writer.writerows(catalog_rows)
+    out = root / "pre"
+    build(BuildOptions(
+        catalog=images, metadata=root / "styles.csv", title_column="productDisplayName",
+        model=str(SHARED_MODEL), out=out, cache_dir=root / "cache", k=5, progress=False,
+    ))
+    return out, held_out[:n_held_out]

@@ -9,7 +9,6 @@ $LOOKALIKE_SCREENSHOTS (default: the test's tmp folder).
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
 import os
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,8 +26,7 @@ import pytest
 from PIL import Image
 
 import app as lookalike
-from pipeline.build import BuildOptions, build
-from tests.pipeline_helpers import FASHION, SHARED_MODEL, needs_shared
+from tests.pipeline_helpers import FASHION, build_fashion_subset, needs_shared
 from tests.test_app_pages import prop, texts, walk
 
 pytestmark = [pytest.mark.slow, needs_shared]
@@ -56,25 +53,7 @@ def encoded(img: Image.Image, fmt: str, **options: Any) -> bytes:
 def fashion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     """400 fashion photos built with the shared model (k=5); held-out rows of known types."""
     root = tmp_path_factory.mktemp("fashion-dynamic")
-    with (FASHION / "styles.csv").open(encoding="utf-8") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: r["id"])
-    catalog_rows = rows[:N_CATALOG]
-    sizes = Counter(r["articleType"] for r in catalog_rows)
-    held_out = [r for r in rows[N_CATALOG:] if sizes[r["articleType"]] >= 8][:N_HELD_OUT]
-    images = root / "images"
-    images.mkdir()
-    for r in catalog_rows:
-        shutil.copy(FASHION / "images" / f"{r['id']}.jpg", images / f"{r['id']}.jpg")
-    with (root / "styles.csv").open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(catalog_rows[0]))
-        writer.writeheader()
-        writer.writerows(catalog_rows)
-    out = root / "pre"
-    build(BuildOptions(
-        catalog=images, metadata=root / "styles.csv", title_column="productDisplayName",
-        model=str(SHARED_MODEL), out=out, cache_dir=root / "cache", k=5, progress=False,
-    ))
-    return out, held_out
+    return build_fashion_subset(root, N_CATALOG, N_HELD_OUT, min_type_size=8)
 
 
 @pytest.fixture(scope="module")

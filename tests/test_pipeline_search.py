@@ -6,8 +6,6 @@ import base64
 import contextlib
 import csv
 import io
-import shutil
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.build import BuildOptions, build
 from pipeline.models import ModelError
 from pipeline.precomputed import read_precomputed
 from pipeline.search import (
@@ -25,7 +22,7 @@ from pipeline.search import (
     neighbour_vote,
     resolve_model_source,
 )
-from tests.pipeline_helpers import FASHION, SHARED_MODEL, needs_shared
+from tests.pipeline_helpers import FASHION, SHARED_MODEL, build_fashion_subset, needs_shared
 
 pytestmark = [pytest.mark.slow, needs_shared]
 N_CATALOG = 600
@@ -41,25 +38,7 @@ def fashion_rows() -> list[dict]:
 def fashion_subset(tmp_path_factory) -> tuple[Path, list[dict]]:
     """A catalog of 600 fashion photos built with the shared model; 30 held-out rows."""
     root = tmp_path_factory.mktemp("fashion")
-    rows = fashion_rows()
-    catalog_rows = rows[:N_CATALOG]
-    # held-out queries of types the catalog has at least 5 products of (precision@5 is fair)
-    sizes = Counter(r["articleType"] for r in catalog_rows)
-    held_out = [r for r in rows[N_CATALOG:] if sizes[r["articleType"]] >= 5][:N_HELD_OUT]
-    images = root / "images"
-    images.mkdir()
-    for r in catalog_rows:
-        shutil.copy(FASHION / "images" / f"{r['id']}.jpg", images / f"{r['id']}.jpg")
-    with (root / "styles.csv").open("w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(catalog_rows[0]))
-        w.writeheader()
-        w.writerows(catalog_rows)
-    out = root / "pre"
-    build(BuildOptions(
-        catalog=images, metadata=root / "styles.csv", title_column="productDisplayName",
-        model=str(SHARED_MODEL), out=out, cache_dir=root / "cache", k=5, progress=False,
-    ))
-    return out, held_out
+    return build_fashion_subset(root, N_CATALOG, N_HELD_OUT, min_type_size=5)
 
 
 @pytest.fixture(scope="module")
