@@ -16,11 +16,10 @@ from .features import (
     FeatureCache,
     default_cache_dir,
     embed_items,
-    sha256_file,
     unique_items,
 )
 from .images import ImageError, ResizePolicy, load_image, thumbnail_jpeg
-from .models import FeatureExtractor, load_extractor
+from .models import FeatureExtractor, file_sha256, load_extractor
 from .precomputed import SCHEMA_VERSION, THUMBS_DIR
 from .projection import pca_2d
 from .similarity import DEFAULT_BLOCK, Metric, l2_normalise, top_k_neighbours
@@ -85,7 +84,7 @@ def _hash_rows(rows: list[CatalogRow]) -> tuple[dict[str, str], list[dict[str, A
     skipped: list[dict[str, Any]] = []
     for r in rows:
         try:
-            shas[r.id] = sha256_file(r.image)
+            shas[r.id] = file_sha256(r.image)
         except FileNotFoundError:
             skipped.append({"id": r.id, "image": str(r.image), "error": "image file not found"})
         except IsADirectoryError:
@@ -137,19 +136,19 @@ def _features(
     )
     errors: dict[str, str] = {}
     if missing:
+        # new features reach cache.features through on_shard
         if opts.engine == "dask":
             from .dask_engine import dask_client, embed_on_dask
 
             with dask_client(opts.scheduler, opts.workers) as client:
-                new, errors = embed_on_dask(
+                _, errors = embed_on_dask(
                     client, missing, opts, extractor.input_size, on_shard=cache.save
                 )
         else:
-            new, errors = embed_items(
+            _, errors = embed_items(
                 missing, extractor.embed, extractor.input_size, opts.resize, opts.batch,
                 on_shard=cache.save, progress=opts.progress,
             )
-        del new  # already in cache.features through on_shard
     return cache.features, errors, len(missing) - len(errors), cached
 
 

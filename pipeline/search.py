@@ -11,13 +11,13 @@ import base64
 import binascii
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .evaluate import majority_label
 from .images import ImageError, load_image, model_input
 from .models import BUILTIN_MODELS, FeatureExtractor, ModelError, check_identity, file_sha256
 from .precomputed import Precomputed
@@ -74,12 +74,8 @@ def vote_attribute(pre: Precomputed) -> str | None:
 def neighbour_vote(labels: list[str]) -> tuple[str, int] | None:
     """Majority label of the neighbours (ties to the better-ranked), with its count."""
     labels = [lab for lab in labels if lab]
-    if not labels:
-        return None
-    counts = Counter(labels)
-    best = max(counts.values())
-    winner = next(lab for lab in labels if counts[lab] == best)
-    return winner, best
+    winner = majority_label(labels)
+    return None if winner is None else (winner, labels.count(winner))
 
 
 def resolve_model_source(model_meta: dict[str, Any], model_path: str | Path | None) -> str:
