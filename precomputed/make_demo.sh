@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Regenerate precomputed/demo with the project's own tools: the scraper crawls the
-# generated demo shop, the pipeline embeds its photos with the offline MobileNet file
-# (the only real ImageNet weights these machines have; meta.json names it) and writes
-# the precomputed folder the app serves by default.
+# generated demo shop, the pipeline embeds its photos with the MobileNet file bundled in
+# precomputed/models/ (meta.json records that repository-relative path, so dynamic mode
+# finds it on a fresh clone) and writes the precomputed folder the app serves by default.
 #
 #   bash precomputed/make_demo.sh          # from the repo root, after `pip install -e ".[dev]"`
 #
-# PYTHON (default .venv/bin/python), DEMO_MODEL (default ../shared/models/...) override.
+# PYTHON (default .venv/bin/python), DEMO_MODEL (default precomputed/models/...) override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-MODEL=${DEMO_MODEL:-../shared/models/mobilenet-v1-imagenet-dw13-gap.keras}
+MODEL=${DEMO_MODEL:-precomputed/models/mobilenet-v1-imagenet-dw13-gap.keras}
 CATALOG=data/demo
 PORT=8765  # the bundled profile's address, so "View in shop" links work with `scraper demo-shop`
 
