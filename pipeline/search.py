@@ -25,6 +25,7 @@ from .precomputed import Precomputed
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 UPLOAD_PIXELS = 40_000_000  # a phone photo is 12-50 MP; more than this is refused
 VOTE_ATTRIBUTES = ("articleType", "category", "subCategory", "type", "masterCategory")
+REPO_ROOT = Path(__file__).resolve().parent.parent  # recorded relative model paths
 
 
 class UploadError(ValueError):
@@ -78,18 +79,40 @@ def neighbour_vote(labels: list[str]) -> tuple[str, int] | None:
     return None if winner is None else (winner, labels.count(winner))
 
 
-def resolve_model_source(model_meta: dict[str, Any], model_path: str | Path | None) -> str:
+def model_file_candidates(
+    model_meta: dict[str, Any], model_path: str | Path | None, root: str | Path = REPO_ROOT
+) -> list[Path]:
+    """Where a catalog's Keras model file may be, in the order they are tried.
+
+    `model_path` (the app's --model) first; then the path recorded in meta.json at build
+    time, as given (so a relative path is read from the current directory), and, when it
+    is relative, from `root` (the repository root: the bundled demo records
+    `precomputed/models/...`).
+    """
+    candidates = [Path(model_path)] if model_path else []
+    recorded = model_meta.get("path")
+    if recorded:
+        candidates.append(Path(recorded))
+        if not Path(recorded).is_absolute():
+            candidates.append(Path(root) / recorded)
+    return list(dict.fromkeys(candidates))
+
+
+def resolve_model_source(
+    model_meta: dict[str, Any], model_path: str | Path | None = None,
+    root: str | Path = REPO_ROOT,
+) -> str:
     """Which model to load for a catalog: a built-in name or a Keras file path.
 
-    A Keras file is looked for at `model_path` (the --model option), then at the path
-    recorded at build time; its sha256 must match meta.json. Raises ModelError otherwise.
+    A Keras file is the first of `model_file_candidates` that exists; its sha256 must
+    match meta.json. Raises ModelError otherwise.
     """
     name = model_meta.get("name", "")
     if name in BUILTIN_MODELS:
         return name
     if not name.startswith("file:"):
         raise ModelError(f"meta.json names an unknown model {name!r}")
-    candidates = [Path(p) for p in (model_path, model_meta.get("path")) if p]
+    candidates = model_file_candidates(model_meta, model_path, root)
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
         tried = ", ".join(str(p) for p in candidates) or "no path recorded"
@@ -109,6 +132,11 @@ class PhotoSearcher:
     def __init__(
         self, pre: Precomputed, model_path: str | Path | None = None, k: int | None = None
     ):
+        """Check the model file and embeddings.npy's shape now; load both later.
+
+        `model_path` is the --model option; without it the path recorded in meta.json is
+        tried from the current directory, then from the repository root.
+        """
         model_meta = pre.meta.get("model") or {}
         self.pre = pre
         self.model_meta = model_meta
