@@ -1,10 +1,14 @@
-"""Reading contract 1 (the catalog folder) into product rows.
+"""Reading contract 1 (the catalog folder) into product rows; owner of its names and rules.
 
 Three inputs are accepted, never guessed between silently:
 - a catalog folder with `catalog.csv` (columns per docs/architecture.md);
 - a bare folder of images (or a folder with only `images/`): ids from file names;
 - an images folder plus `--metadata CSV` with explicit column options (Kaggle's
   `styles.csv`: `--id-column id --title-column productDisplayName`).
+
+Contract 1's file name, core columns and id rule are defined here and nowhere else; the
+scraper, which writes the contract, imports them. Only the standard library is imported,
+so the scraper does not pull in numpy or TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ from pathlib import Path
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".jfif"}
 )
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
-STANDARD_COLUMNS = (
+CATALOG_FILE = "catalog.csv"
+# catalog.csv's named columns, in the order the scraper writes them; any other column is
+# a product attribute
+CORE_COLUMNS = (
     "id", "image", "title", "price", "currency", "product_url", "image_url", "sha256",
 )
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")  # a filesystem-safe id
+ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # runs of characters an id may not contain
 
 
 class CatalogError(ValueError):
@@ -43,7 +51,7 @@ class CatalogRow:
 
 def safe_id(text: str) -> str:
     """Make a filesystem-safe id (`[A-Za-z0-9._-]+`) from a file name or shop id."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-.")
+    cleaned = ID_UNSAFE.sub("-", text.strip()).strip("-.")
     return cleaned or "item"
 
 
@@ -115,7 +123,7 @@ def _csv_rows(
     if image_column is None:  # metadata CSV without image paths: match files by id
         for p in _image_files(base):
             by_stem.setdefault(p.stem, p)
-    taken = {id_column, image_column, title_column, *STANDARD_COLUMNS}
+    taken = {id_column, image_column, title_column, *CORE_COLUMNS}
     attr_columns = [c for c in header if c and c not in taken]
     rows: list[CatalogRow] = []
     first_line: dict[str, int] = {}
@@ -173,9 +181,9 @@ def read_catalog(
         if not meta_path.is_file():
             raise CatalogError(f"{meta_path}: metadata CSV not found")
         rows = _csv_rows(meta_path, folder, id_column, image_column, title_column, check_ids=False)
-    elif (folder / "catalog.csv").is_file():
+    elif (folder / CATALOG_FILE).is_file():
         rows = _csv_rows(
-            folder / "catalog.csv", folder, id_column, image_column or "image",
+            folder / CATALOG_FILE, folder, id_column, image_column or "image",
             title_column, check_ids=True,
         )
     else:

@@ -9,10 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pipeline.catalog import CATALOG_FILE, CORE_COLUMNS  # contract 1's owner (stdlib only)
 from scraper.images import write_atomic
-
-CORE_COLUMNS = ("id", "image", "title", "price", "currency", "product_url", "image_url",
-                "sha256")
 
 
 def catalog_columns(rows: Iterable[dict[str, Any]]) -> list[str]:
@@ -30,6 +28,6 @@ def write_catalog(folder: Path, rows: list[dict[str, Any]]) -> Path:
     writer.writeheader()
     for row in rows:
         writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
-    path = folder / "catalog.csv"
+    path = folder / CATALOG_FILE
     write_atomic(path, buf.getvalue().encode("utf-8"))
     return path

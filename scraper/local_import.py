@@ -19,8 +19,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pipeline.catalog import CORE_COLUMNS
 from scraper import ScraperError
-from scraper.catalog import CORE_COLUMNS, write_catalog
+from scraper.catalog import write_catalog
 from scraper.images import ImageError, check_image, store_image
 from scraper.parse import make_id, parse_price
 

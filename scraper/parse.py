@@ -17,9 +17,9 @@ from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, Tag
 
+from pipeline.catalog import ID_UNSAFE
 from scraper.profile import DEFAULT_IMAGE_ATTRS, FieldSpec, Profile
 
-_ID_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 _GENERIC_STEMS = {"", "index", "product", "products", "item", "items", "p", "view", "detail",
                   "details", "show", "dp"}
 _CURRENCY_SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW",
@@ -116,7 +116,7 @@ def make_id(raw: Any) -> str | None:
     """A filesystem-safe catalog id (``[A-Za-z0-9._-]+``) from a shop id, or None."""
     if raw is None:
         return None
-    text = _ID_BAD.sub("-", str(raw).strip()).strip("-.")[:120].strip("-.")
+    text = ID_UNSAFE.sub("-", str(raw).strip()).strip("-.")[:120].strip("-.")
     return text or None
 
 
