@@ -142,7 +142,8 @@ def _features(
 
             with dask_client(opts.scheduler, opts.workers) as client:
                 _, errors = embed_on_dask(
-                    client, missing, opts, extractor.input_size, on_shard=cache.save
+                    client, missing, opts.model, opts.weights, opts.seed, extractor.input_size,
+                    opts.resize, opts.batch, on_shard=cache.save, progress=opts.progress,
                 )
         else:
             _, errors = embed_items(
@@ -153,7 +154,10 @@ def _features(
 
 
 def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> BuildSummary:
-    """Run the whole build; raise CatalogError / BuildError / ModelError on invalid input."""
+    """Run the whole build; raise CatalogError / BuildError / ModelError on invalid input.
+
+    With `engine="dask"` and a `scheduler` that cannot be reached: SchedulerError.
+    """
     t0 = time.perf_counter()
     if opts.k < 1:
         raise CatalogError(f"--k {opts.k}: must be at least 1")

@@ -89,11 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
     from .build import BuildError
+    from .dask_engine import SchedulerError
     from .models import ModelError
 
+    user_errors = (
+        CatalogError, BuildError, PrecomputedError, EvaluationError, ModelError, SchedulerError
+    )
     try:
         return _build(args) if args.command == "build" else _evaluate(args)
-    except (CatalogError, BuildError, PrecomputedError, EvaluationError, ModelError) as e:
+    except user_errors as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except MemoryError as e:

@@ -5,6 +5,9 @@ the results are identical: embedding runs in chunks whose size is a multiple of 
 batch size (so every model call sees the same batch as locally), and top-k runs the same
 row blocks. Image bytes travel with the tasks, so workers need no shared filesystem;
 the model is loaded once per worker process and kept.
+
+`pipeline.build` calls this module, never the other way round: the stages take plain
+arguments, not the build's options.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from .similarity import Metric, _codes, block_scores, finish_scores, prepare_fea
 if TYPE_CHECKING:
     from distributed import Client
 
-    from .build import BuildOptions
-
 CHUNK_BATCHES = 8  # model batches per Dask task
 _EXTRACTORS: dict[tuple[str, str, int], Any] = {}
 _LOCK = threading.Lock()
+
+
+class SchedulerError(RuntimeError):
+    """The Dask scheduler given with --scheduler cannot be reached."""
 
 
 @contextlib.contextmanager
@@ -40,9 +45,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         try:
             client = Client(scheduler, timeout="20s")
         except OSError as e:
-            from .build import BuildError
-
-            raise BuildError(f"cannot reach Dask scheduler {scheduler} ({e})") from None
+            raise SchedulerError(f"cannot reach Dask scheduler {scheduler} ({e})") from None
         with client:
             yield client
         return
@@ -92,15 +95,24 @@ def embed_chunk(
 def embed_on_dask(
     client: Client,
     items: Sequence[EmbedItem],
-    opts: BuildOptions,
+    model: str,
+    weights: str,
+    seed: int,
     size: tuple[int, int],
+    policy: ResizePolicy,
+    batch: int,
     on_shard: Callable[[list[str], np.ndarray], None] | None = None,
+    progress: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Embed images on the cluster, a bounded number of chunks in flight at a time."""
+    """Embed images on the cluster, a bounded number of chunks in flight at a time.
+
+    Each worker loads `load_extractor(model, weights, seed)` once; chunks are whole
+    batches of `batch` images, so every model call sees the batch a local run would.
+    """
     from distributed import as_completed
     from tqdm import tqdm
 
-    chunk_len = opts.batch * CHUNK_BATCHES
+    chunk_len = batch * CHUNK_BATCHES
     chunks = [items[i : i + chunk_len] for i in range(0, len(items), chunk_len)]
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     in_flight = 2 * n_workers
@@ -108,22 +120,14 @@ def embed_on_dask(
     def submit(chunk: Sequence[EmbedItem]) -> Any:
         payload = [(it.sha256, Path(it.source).read_bytes()) for it in chunk]
         return client.submit(
-            embed_chunk,
-            payload,
-            opts.model,
-            opts.weights,
-            opts.seed,
-            size,
-            opts.resize,
-            opts.batch,
-            pure=False,
+            embed_chunk, payload, model, weights, seed, size, policy, batch, pure=False
         )
 
     out: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
     pending = iter(chunks)
     futures = as_completed([submit(c) for c, _ in zip(pending, range(in_flight), strict=False)])
-    bar = tqdm(total=len(items), desc="embedding (dask)", unit="img", disable=not opts.progress)
+    bar = tqdm(total=len(items), desc="embedding (dask)", unit="img", disable=not progress)
     for fut in futures:
         shas, feats, errs = fut.result()
         errors.update(errs)
