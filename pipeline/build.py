@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -20,12 +22,13 @@ from .features import (
 )
 from .images import ImageError, ResizePolicy, load_image, thumbnail_jpeg
 from .models import FeatureExtractor, file_sha256, load_extractor
-from .precomputed import SCHEMA_VERSION, THUMBS_DIR
+from .precomputed import EMBEDDINGS_FILE, SCHEMA_VERSION, THUMBS_DIR
 from .projection import pca_2d
 from .similarity import DEFAULT_BLOCK, Metric, l2_normalise, top_k_neighbours
-from .writer import write_precomputed
+from .writer import thumb_ref, write_precomputed
 
 PAIRWISE_SUFFIXES = (".csv", ".pkl", ".pickle", ".npy")
+SLUG_BUDGET_MB = 300.0  # of Heroku's 500 MB slug; the installed packages take ~130 MB
 
 
 class BuildError(RuntimeError):
@@ -57,6 +60,8 @@ class BuildOptions:
     export_pairwise: Path | None = None
     progress: bool = True
     seed: int = 0
+    thumb_base_url: str | None = None
+    slug_budget_mb: float = SLUG_BUDGET_MB
 
 
 @dataclass
@@ -69,6 +74,9 @@ class BuildSummary:
     from_cache: int
     skipped: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    slug_bytes: int = 0
+    slug_budget_mb: float = SLUG_BUDGET_MB
+    external_thumbs: bool = False
 
     def line(self) -> str:
         """The one-line summary of the run."""
@@ -76,6 +84,27 @@ class BuildSummary:
             f"{self.n_products} products, {self.embedded_now} embedded now, "
             f"{self.from_cache} from cache, {len(self.skipped)} skipped, "
             f"{self.seconds:.1f} s -> {self.out}"
+        )
+
+    def slug_line(self) -> str:
+        """How much of a Heroku slug the folder takes (what static serving needs of it)."""
+        left_out = EMBEDDINGS_FILE + (f" and {THUMBS_DIR}/" if self.external_thumbs else "")
+        return (
+            f"slug size of {self.out}: {_megabytes(self.slug_bytes)} "
+            f"(uncompressed, without {left_out})"
+        )
+
+    def slug_warning(self) -> str | None:
+        """A warning line when the slug size is over the budget, else None."""
+        if self.slug_bytes <= self.slug_budget_mb * 1e6:
+            return None
+        hint = (
+            "" if self.external_thumbs
+            else f"; host {THUMBS_DIR}/ elsewhere with --thumb-base-url URL"
+        )
+        return (
+            f"warning: {self.out} takes {_megabytes(self.slug_bytes)} of the slug, over the "
+            f"{self.slug_budget_mb:g} MB budget (--slug-budget-mb){hint}"
         )
 
 
@@ -95,15 +124,48 @@ def _hash_rows(rows: list[CatalogRow]) -> tuple[dict[str, str], list[dict[str, A
     return shas, skipped
 
 
-def product_record(row: CatalogRow, sha: str, xy: np.ndarray) -> dict[str, Any]:
-    """The products.json entry of one product."""
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} kB"
+
+
+def thumb_base_url(url: str) -> str:
+    """`--thumb-base-url`, checked (http or https, a host, no query) and ending in one slash."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CatalogError(f"--thumb-base-url {url}: must be an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise CatalogError(f"--thumb-base-url {url}: must not have a query or fragment")
+    return url.rstrip("/") + "/"
+
+
+def slug_size(folder: Path, external_thumbs: bool = False) -> int:
+    """Bytes of the folder that a Heroku slug holds: all but embeddings.npy (and thumbs/
+    when products.json points at thumbnails hosted elsewhere)."""
+    top = os.fspath(folder)
+    skip = {os.path.join(top, EMBEDDINGS_FILE)}
+    if external_thumbs:
+        skip.add(os.path.join(top, THUMBS_DIR))
+    total = 0
+    for here, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if os.path.join(here, d) not in skip]
+        for name in files:
+            path = os.path.join(here, name)
+            if path not in skip:
+                total += os.lstat(path).st_size
+    return total
+
+
+def product_record(
+    row: CatalogRow, sha: str, xy: np.ndarray, thumb_base: str | None = None
+) -> dict[str, Any]:
+    """The products.json entry of one product (`thumb_base`: see `writer.thumb_ref`)."""
     return {
         "id": row.id,
         "title": row.title,
         "price": row.price,
         "currency": row.currency,
         "product_url": row.product_url,
-        "thumb": f"{THUMBS_DIR}/{row.id}.jpg",
+        "thumb": thumb_ref(row.id, thumb_base),
         "sha256": sha,
         "attrs": dict(sorted(row.attrs.items())),
         "xy": [round(float(xy[0]), 4), round(float(xy[1]), 4)],
@@ -165,6 +227,9 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         raise CatalogError(
             f"--export-pairwise {opts.export_pairwise}: use a .csv, .pkl or .npy file name"
         )
+    thumb_base = thumb_base_url(opts.thumb_base_url) if opts.thumb_base_url else None
+    if not opts.slug_budget_mb > 0:
+        raise CatalogError(f"--slug-budget-mb {opts.slug_budget_mb:g}: must be above 0")
     rows = read_catalog(
         opts.catalog, opts.metadata, opts.id_column, opts.image_column, opts.title_column
     )
@@ -206,7 +271,7 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
     normalised = l2_normalise(matrix)
     xy = pca_2d(normalised)
     baseline = similarity_baseline(normalised)
-    products = [product_record(r, shas[r.id], xy[i]) for i, r in enumerate(kept)]
+    products = [product_record(r, shas[r.id], xy[i], thumb_base) for i, r in enumerate(kept)]
     by_id = {r.id: r for r in kept}
 
     def thumb(p: dict[str, Any]) -> bytes:
@@ -225,6 +290,7 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         "projection": "pca",
         "similarity_baseline": baseline,
         "source": {"catalog": str(opts.catalog), "n_rows": len(rows), "n_skipped": len(skipped)},
+        "thumb_base_url": thumb_base,
     }
     skipped.sort(key=lambda s: s["id"])
     try:
@@ -240,6 +306,9 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         from_cache=from_cache,
         skipped=skipped,
         seconds=time.perf_counter() - t0,
+        slug_bytes=slug_size(opts.out, external_thumbs=thumb_base is not None),
+        slug_budget_mb=opts.slug_budget_mb,
+        external_thumbs=thumb_base is not None,
     )
 
 

@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, help="LocalCluster worker processes (default 2)")
     b.add_argument("--export-pairwise", type=Path,
                    help="also write the full cosine DataFrame (.csv/.pkl/.npy; small catalogs)")
+    b.add_argument("--thumb-base-url", metavar="URL",
+                   help="thumbnails hosted at URL (upload OUT/thumbs/ there): products.json "
+                   "points at URL/<id>.jpg, and thumbs/ stays out of the slug")
+    b.add_argument("--slug-budget-mb", type=float, default=300.0,
+                   help="warn when the folder's share of a Heroku slug exceeds this (MB, "
+                   "default 300)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     e = sub.add_parser("evaluate", help="precision@k and vote accuracy against a label")
@@ -66,6 +72,7 @@ def _build(args: argparse.Namespace) -> int:
         batch=args.batch, resize=args.resize, cache_dir=args.cache_dir, block=args.block,
         engine=args.engine, scheduler=args.scheduler, workers=args.workers,
         export_pairwise=args.export_pairwise, progress=not args.no_progress,
+        thumb_base_url=args.thumb_base_url, slug_budget_mb=args.slug_budget_mb,
     )
     summary = build(opts)
     for s in summary.skipped[:SHOW_SKIPPED]:
@@ -74,6 +81,10 @@ def _build(args: argparse.Namespace) -> int:
         print(f"... {len(summary.skipped) - SHOW_SKIPPED} more", file=sys.stderr)
     if summary.skipped:
         print(f"skipped images are listed in {summary.out / 'report.json'}", file=sys.stderr)
+    print(summary.slug_line())
+    warning = summary.slug_warning()
+    if warning:
+        print(warning, file=sys.stderr)
     print(summary.line())
     return 0
 

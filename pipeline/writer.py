@@ -22,6 +22,23 @@ from .precomputed import (
 REPORT_FILE = "report.json"
 
 
+def thumb_file(product_id: str) -> str:
+    """Where a product's thumbnail is written in the folder: `thumbs/<id>.jpg`.
+
+    Always there, also when products.json's `thumb` is an absolute URL (thumbnails
+    uploaded to a CDN from this folder).
+    """
+    return f"{THUMBS_DIR}/{product_id}.jpg"
+
+
+def thumb_ref(product_id: str, base_url: str | None = None) -> str:
+    """products.json's `thumb`: `thumbs/<id>.jpg`, or `<base_url><id>.jpg` when hosted elsewhere.
+
+    `base_url` ends with exactly one slash (`build.thumb_base_url` makes it so).
+    """
+    return f"{base_url}{product_id}.jpg" if base_url else thumb_file(product_id)
+
+
 def dump_json(obj: Any, path: Path, indent: int | None = None) -> None:
     """Write JSON deterministically (sorted keys, UTF-8, trailing newline)."""
     separators = (",", ":") if indent is None else (",", ": ")
@@ -37,8 +54,8 @@ def old_thumbs(out: Path) -> dict[str, tuple[str, Path]]:
         return {}
     found = {}
     for p in products if isinstance(products, list) else []:
-        if isinstance(p, dict) and p.get("sha256") and p.get("thumb"):
-            path = out / p["thumb"]
+        if isinstance(p, dict) and p.get("sha256") and p.get("id"):
+            path = out / thumb_file(p["id"])
             if path.is_file():
                 found[p["id"]] = (p["sha256"], path)
     return found
@@ -67,7 +84,7 @@ def write_precomputed(
     reusable = old_thumbs(out) if out.is_dir() else {}
     try:
         for p in products:
-            dest = tmp / p["thumb"]
+            dest = tmp / thumb_file(p["id"])
             old = reusable.get(p["id"])
             if old and old[0] == p["sha256"]:
                 shutil.copyfile(old[1], dest)

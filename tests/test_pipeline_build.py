@@ -255,3 +255,68 @@ def test_similarity_baseline_is_the_mean_pairwise_cosine():
     want = (full.sum() - np.trace(full)) / (50 * 49)
     assert similarity_baseline(x) == pytest.approx(want, abs=1e-6)
     assert similarity_baseline(x[:1]) == 0.0
+
+
+# ---- thumbnails hosted elsewhere, slug size ----------------------------------------------
+
+CDN = "https://cdn.example.com/shop/thumbs"
+
+
+def test_thumb_base_url_gives_absolute_thumbs(catalog: Path, tmp_path: Path):
+    out = tmp_path / "pre"
+    summary, _ = run(catalog, out, tmp_path / "cache", thumb_base_url=CDN + "//")
+    pre = read_precomputed(out)
+    assert pre.meta["thumb_base_url"] == CDN + "/"
+    assert {p["thumb"] for p in pre.products} == {f"{CDN}/{p['id']}.jpg" for p in pre.products}
+    for p in pre.products:  # still written here, for the operator to upload
+        with Image.open(out / "thumbs" / f"{p['id']}.jpg") as t:
+            assert t.format == "JPEG"
+    assert summary.external_thumbs and "without embeddings.npy and thumbs/" in summary.slug_line()
+    from pipeline.build import slug_size
+
+    thumbs = sum(f.stat().st_size for f in (out / "thumbs").iterdir())
+    assert summary.slug_bytes == slug_size(out) - thumbs > 0
+    assert slug_size(out) == sum(
+        f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != "embeddings.npy"
+    )
+    # a rebuild reuses the local thumbnails although products.json names URLs
+    run(catalog, out, tmp_path / "cache", thumb_base_url=CDN)
+    assert len(list((out / "thumbs").iterdir())) == 24
+
+
+def test_local_thumbs_by_default(catalog: Path, tmp_path: Path):
+    summary, _ = run(catalog, tmp_path / "pre", tmp_path / "cache")
+    pre = read_precomputed(tmp_path / "pre")
+    assert pre.meta["thumb_base_url"] is None
+    assert pre.product("red-disc-0")["thumb"] == "thumbs/red-disc-0.jpg"
+    assert not summary.external_thumbs and summary.slug_warning() is None
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://cdn.example.com/t/", "cdn.example.com/thumbs", "https:///thumbs",
+            "https://cdn.example.com/t?v=2"],
+)
+def test_thumb_base_url_must_be_http(catalog: Path, tmp_path: Path, capsys, url: str):
+    code = main(["build", str(catalog), "--out", str(tmp_path / "o"), "--no-progress",
+                 "--thumb-base-url", url])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith(f"error: --thumb-base-url {url}: must ")
+    assert "\n" not in err and not (tmp_path / "o").exists()
+
+
+def test_slug_size_line_and_warning_over_budget(catalog: Path, tmp_path: Path, capsys,
+                                                monkeypatch):
+    import pipeline.build
+
+    monkeypatch.setattr(pipeline.build, "load_extractor", lambda *a: colour_extractor())
+    out = tmp_path / "pre"
+    args = ["build", str(catalog), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+            "--no-progress", "--thumb-base-url", CDN]
+    assert main([*args, "--slug-budget-mb", "0.001"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert lines[-2].startswith(f"slug size of {out}: ") and "24 products" in lines[-1]
+    (warning,) = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert "over the 0.001 MB budget (--slug-budget-mb)" in warning
+    assert main(args) == 0  # default budget: 300 MB
+    assert "warning:" not in capsys.readouterr().err
