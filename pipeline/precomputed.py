@@ -7,6 +7,7 @@ reads precomputed folders through this module.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,14 +49,92 @@ class Precomputed:
         return self.folder / EMBEDDINGS_FILE
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """Parse one JSON file of the folder; any problem is a one-line PrecomputedError."""
     try:
         with path.open(encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise PrecomputedError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError as e:
+        raise PrecomputedError(f"{path}: not UTF-8 (byte {e.start})") from None
+    except ValueError as e:  # NaN / Infinity
+        raise PrecomputedError(f"{path}: {e}") from None
     except OSError as e:
         raise PrecomputedError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_OPTIONAL_TEXT = ("title", "currency", "product_url", "thumb", "sha256")
+
+
+def validate_products(products: Any, path: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Check products.json: a list of objects with unique string ids and well-typed fields."""
+    if not isinstance(products, list):
+        raise PrecomputedError(f"{path}: expected a list of products")
+    seen: set[str] = set()
+    for n, p in enumerate(products):
+        where = f"{path}: product {n}"
+        if not isinstance(p, dict):
+            raise PrecomputedError(f"{where}: expected an object")
+        pid = p.get("id")
+        if not isinstance(pid, str) or not pid:
+            raise PrecomputedError(f"{where}: id must be a non-empty string, not {pid!r:.40}")
+        where = f"{path}: product {pid!r:.60}"
+        if pid in seen:
+            raise PrecomputedError(f"{where}: duplicate id")
+        seen.add(pid)
+        for key in _OPTIONAL_TEXT:
+            if p.get(key) is not None and not isinstance(p[key], str):
+                raise PrecomputedError(f"{where}: {key} must be a string or null")
+        price = p.get("price")
+        if price is not None and not _finite(price):
+            raise PrecomputedError(f"{where}: price must be a finite number or null")
+        attrs = p.get("attrs")
+        if attrs is not None and (
+            not isinstance(attrs, dict)
+            or not all(v is None or isinstance(v, str | int | float) for v in attrs.values())
+        ):
+            raise PrecomputedError(f"{where}: attrs must be an object of strings")
+        xy = p.get("xy")
+        if xy is not None and not (isinstance(xy, list) and len(xy) == 2
+                                   and all(_finite(v) for v in xy)):
+            raise PrecomputedError(f"{where}: xy must be two finite numbers or null")
+    if meta.get("n_products") != len(products):
+        raise PrecomputedError(
+            f"{path.parent}: meta.json says {meta.get('n_products')} products, "
+            f"products.json has {len(products)}"
+        )
+    return products
+
+
+def validate_neighbours(
+    neighbours: Any, path: Path, ids: set[str]
+) -> dict[str, list[list[Any]]]:
+    """Check neighbours.json: {product id: [[product id, finite score], ...]}."""
+    if not isinstance(neighbours, dict):
+        raise PrecomputedError(f"{path}: expected an object keyed by product id")
+    for pid, pairs in neighbours.items():
+        where = f"{path}: neighbours of {pid!r:.60}"
+        if pid not in ids:
+            raise PrecomputedError(f"{where}: not a product in products.json")
+        if not isinstance(pairs, list):
+            raise PrecomputedError(f"{where}: expected a list of [id, score] pairs")
+        for pair in pairs:
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise PrecomputedError(f"{where}: expected [id, score] pairs")
+            if not isinstance(pair[0], str) or pair[0] not in ids:
+                raise PrecomputedError(f"{where}: {pair[0]!r:.60} is not a product id")
+            if not _finite(pair[1]):
+                raise PrecomputedError(f"{where}: score {pair[1]!r:.20} is not a finite number")
+    return neighbours
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
@@ -69,7 +148,7 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
             f"{folder}: not a precomputed folder (missing {', '.join(missing)}); "
             "build one with `python -m pipeline build CATALOG --out FOLDER`"
         )
-    meta = _read_json(folder / META_FILE)
+    meta = read_json(folder / META_FILE)
     if not isinstance(meta, dict):
         raise PrecomputedError(f"{folder / META_FILE}: expected a JSON object")
     version = meta.get("schema_version")
@@ -78,6 +157,14 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
             f"{folder / META_FILE}: schema_version {version!r}, this program reads "
             f"{SCHEMA_VERSION}; rebuild it with `python -m pipeline build`"
         )
+    if meta.get("metric", "cosine") not in ("cosine", "euclidean"):
+        raise PrecomputedError(f"{folder / META_FILE}: metric {meta.get('metric')!r:.40} is "
+                               "neither cosine nor euclidean")
+    baseline = meta.get("similarity_baseline")
+    if baseline is not None and not _finite(baseline):
+        raise PrecomputedError(f"{folder / META_FILE}: similarity_baseline must be a number")
+    if not isinstance(meta.get("model", {}), dict):
+        raise PrecomputedError(f"{folder / META_FILE}: model must be an object")
     return meta
 
 
@@ -85,17 +172,8 @@ def read_precomputed(folder: str | Path) -> Precomputed:
     """Load a precomputed folder; raise PrecomputedError with a one-line reason if invalid."""
     folder = Path(folder)
     meta = read_meta(folder)
-    products = _read_json(folder / PRODUCTS_FILE)
-    neighbours = _read_json(folder / NEIGHBOURS_FILE)
-    if not isinstance(products, list) or not all(
-        isinstance(p, dict) and "id" in p for p in products
-    ):
-        raise PrecomputedError(f"{folder / PRODUCTS_FILE}: expected a list of products with ids")
-    if not isinstance(neighbours, dict):
-        raise PrecomputedError(f"{folder / NEIGHBOURS_FILE}: expected an object keyed by id")
-    if meta.get("n_products") != len(products):
-        raise PrecomputedError(
-            f"{folder}: meta.json says {meta.get('n_products')} products, "
-            f"products.json has {len(products)}"
-        )
+    products = validate_products(read_json(folder / PRODUCTS_FILE), folder / PRODUCTS_FILE,
+                                 meta)
+    neighbours = validate_neighbours(read_json(folder / NEIGHBOURS_FILE),
+                                     folder / NEIGHBOURS_FILE, {p["id"] for p in products})
     return Precomputed(folder=folder, meta=meta, products=products, neighbours=neighbours)

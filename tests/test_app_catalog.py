@@ -1,25 +1,64 @@
-"""The app's data layer and catalog logic, called directly (no server, no browser)."""
+"""The shop front's data layer and catalog logic, called directly (no server, no browser)."""
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
+from dash import no_update
 
-import app as lookalike
-from pipeline.precomputed import PrecomputedError
+import app as entry
+from pipeline.precomputed import PrecomputedError, read_precomputed
+from shopfront import Shop
+from shopfront.components import similarity_display
+from shopfront.pages.catalog import catalog_results, sync_catalog
+from shopfront.pages.explore import clicked_product_path
+from shopfront.query import CatalogQuery, catalog_query_string, parse_catalog_query
+from shopfront.text import attribute_label, format_price
 from tests.fake_precomputed import HTML_TITLE, make_fake_precomputed
 
 
 @pytest.fixture(scope="module")
-def catalog(fake_folder: Path) -> lookalike.Catalog:
-    return lookalike.Catalog.load(fake_folder)
+def shop(fake_folder: Path) -> Shop:
+    return Shop(fake_folder)
+
+
+@pytest.fixture(scope="module")
+def products(fake_folder: Path) -> list[dict[str, Any]]:
+    return json.loads((fake_folder / "products.json").read_text(encoding="utf-8"))
+
+
+def fold(text: str) -> list[str]:
+    """Words of a text, lowercase and without diacritics ("Réd" -> "red")."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text.casefold())
+                    if not unicodedata.combining(c))
+    return re.findall(r"[^\W_]+", plain)
+
+
+def words_of(product: dict[str, Any]) -> list[str]:
+    """The words a product can be found by (title and attribute values)."""
+    return fold(" ".join([product["title"], *product["attrs"].values()]))
+
+
+def naive_search(products: list[dict[str, Any]], q: str) -> list[str]:
+    """Ids whose words start with every word of q: the reference for the index."""
+    wanted = fold(q)
+    return [p["id"] for p in products
+            if all(any(w.startswith(x) for w in words_of(p)) for x in wanted)]
+
+
+def all_ids(shop: Shop, query: CatalogQuery) -> list[str]:
+    total, _, _ = shop.matching(query, 1)
+    _, _, items = shop.matching(CatalogQuery(query.q, query.filters, query.sort, 1),
+                                max(total, 1))
+    return [item.id for item in items]
 
 
 def test_fake_folder_is_schema_valid(fake_folder: Path) -> None:
-    from pipeline.precomputed import read_precomputed
-
     pre = read_precomputed(fake_folder)
     assert len(pre.products) == 120 == pre.meta["n_products"]
     ids = [p["id"] for p in pre.products]
@@ -30,21 +69,27 @@ def test_fake_folder_is_schema_valid(fake_folder: Path) -> None:
         scores = [s for _, s in pairs]
         assert scores == sorted(scores, reverse=True)
     assert (fake_folder / "thumbs" / f"{ids[0]}.jpg").read_bytes()[:2] == b"\xff\xd8"
+    assert (fake_folder / "shop.sqlite").is_file()  # the writer indexes every folder
 
 
-def test_load_indexes_products_and_neighbours(catalog: lookalike.Catalog) -> None:
-    assert len(catalog.items) == 120
-    assert catalog.items[catalog.index["p001"]].id == "p001"
-    assert all(len(n) == 8 for n in catalog.neighbours)
-    assert catalog.items[0].title == HTML_TITLE
-    assert catalog.items[0].thumb_url == "/thumbs/p000.jpg"
-    assert catalog.metric == "cosine"
+def test_shop_reads_products_and_neighbours(shop: Shop, fake_folder: Path) -> None:
+    pre = read_precomputed(fake_folder)
+    assert shop.n_products == 120
+    first = shop.item("p000")
+    assert first is not None and first.title == HTML_TITLE
+    assert first.thumb_url == "/thumbs/p000.jpg" and first.href == "/product/p000"
+    assert shop.metric == "cosine"
+    for pid in ("p000", "p057", "p119"):
+        item, neighbours = shop.neighbours(pid)  # type: ignore[misc]
+        assert item.id == pid
+        assert [[n.id, s] for n, s in neighbours] == pre.neighbours[pid]
+    assert shop.item("nope") is None and shop.neighbours("nope") is None
 
 
-def test_facets_come_from_the_data(catalog: lookalike.Catalog) -> None:
-    names = [f.name for f in catalog.facets]
+def test_facets_come_from_the_data(shop: Shop) -> None:
+    names = [f.name for f in shop.facets]
     assert names == ["gender", "articleType", "baseColour"]
-    gender = catalog.facets[0]
+    gender = shop.facets[0]
     assert gender.label == "Gender"
     assert {v for v, _ in gender.options} == {"Men", "Women", "Unisex"}
     assert sum(n for _, n in gender.options) == 120
@@ -60,15 +105,15 @@ def test_facets_skip_unique_and_single_valued_attributes(tmp_path: Path) -> None
     for i, p in enumerate(products):
         p["attrs"]["sku"] = f"sku-{i}"  # unique per product: not a filter
     (folder / "products.json").write_text(json.dumps(products))
-    catalog = lookalike.Catalog.load(folder)
-    assert [f.name for f in catalog.facets] == ["gender"]
+    # products.json changed after the build: the shop notices and re-derives its index
+    assert [f.name for f in Shop(folder).facets] == ["gender"]
 
 
 def test_attribute_label() -> None:
-    assert lookalike.attribute_label("baseColour") == "Base colour"
-    assert lookalike.attribute_label("articleType") == "Article type"
-    assert lookalike.attribute_label("sub_category") == "Sub category"
-    assert lookalike.attribute_label("SKU") == "SKU"
+    assert attribute_label("baseColour") == "Base colour"
+    assert attribute_label("articleType") == "Article type"
+    assert attribute_label("sub_category") == "Sub category"
+    assert attribute_label("SKU") == "SKU"
 
 
 @pytest.mark.parametrize(
@@ -80,93 +125,98 @@ def test_attribute_label() -> None:
         (3, None, "3.00"),
         (None, "EUR", ""),
         ("n/a", "EUR", ""),
+        (float("nan"), "EUR", ""),
     ],
 )
 def test_format_price(price: object, currency: object, expected: str) -> None:
-    assert lookalike.format_price(price, currency) == expected
+    assert format_price(price, currency) == expected
 
 
-def test_search_matches_all_words_in_title_or_attributes(catalog: lookalike.Catalog) -> None:
-    rows = catalog.matching(lookalike.CatalogQuery(q="RED  jeans"))
-    assert rows
-    for i in rows:
-        assert "red" in catalog.search_text[i] and "jeans" in catalog.search_text[i]
-    expected = [
-        i for i, text in enumerate(catalog.search_text) if "red" in text and "jeans" in text
-    ]
-    assert sorted(rows) == expected
+@pytest.mark.parametrize("q", ["RED  jeans", "red", "e", "shirts", "tshirt", "<b>bold</b>",
+                               "1", "zzz", "men", 'x")', "Clas", "bold tee", "réd", "a*b OR c"])
+def test_search_matches_the_start_of_words_in_title_or_attributes(
+    shop: Shop, products: list[dict[str, Any]], q: str
+) -> None:
+    expected = naive_search(products, q)
+    found = all_ids(shop, CatalogQuery(q=q))
+    if not re.findall(r"[^\W_]+", q):
+        assert len(found) == 120  # nothing to search for: everything
+    else:
+        assert sorted(found) == expected, q
 
 
-def test_filters_or_within_and_across_attributes(catalog: lookalike.Catalog) -> None:
-    query = lookalike.CatalogQuery(
-        filters=(("gender", ("Men", "Women")), ("baseColour", ("Blue",)))
-    )
-    rows = catalog.matching(query)
-    expected = [
-        i
-        for i, item in enumerate(catalog.items)
-        if item.attrs["gender"] in ("Men", "Women") and item.attrs["baseColour"] == "Blue"
-    ]
-    assert rows == expected
+def test_search_puts_title_matches_first(shop: Shop, products: list[dict[str, Any]]) -> None:
+    found = all_ids(shop, CatalogQuery(q="men"))
+    in_title = [any(w.startswith("men") for w in re.findall(r"[^\W_]+", p["title"].casefold()))
+                for p in products if p["id"] in set(found)]
+    by_id = dict(zip([p["id"] for p in products if p["id"] in set(found)], in_title,
+                     strict=True))
+    flags = [by_id[i] for i in found]
+    assert flags == sorted(flags, reverse=True)
 
 
-def test_sort_by_price_puts_unknown_prices_last(catalog: lookalike.Catalog) -> None:
-    rows = catalog.matching(lookalike.CatalogQuery(sort="price-asc"))
-    prices = [catalog.items[i].price for i in rows]
+def test_filters_or_within_and_across_attributes(
+    shop: Shop, products: list[dict[str, Any]]
+) -> None:
+    query = CatalogQuery(filters=(("gender", ("Men", "Women")), ("baseColour", ("Blue",))))
+    expected = [p["id"] for p in products
+                if p["attrs"]["gender"] in ("Men", "Women") and p["attrs"]["baseColour"] == "Blue"]
+    assert all_ids(shop, query) == expected
+
+
+def test_sort_by_price_puts_unknown_prices_last(shop: Shop) -> None:
+    total, _, items = shop.matching(CatalogQuery(sort="price-asc"), 200)
+    prices = [item.price for item in items]
     known = [p for p in prices if p is not None]
+    assert len(items) == total == 120
     assert known == sorted(known)
-    assert prices[len(known) :] == [None] * (len(prices) - len(known))
-    rows = catalog.matching(lookalike.CatalogQuery(sort="price-desc"))
-    known = [catalog.items[i].price for i in rows if catalog.items[i].price is not None]
+    assert prices[len(known):] == [None] * (len(prices) - len(known))
+    _, _, items = shop.matching(CatalogQuery(sort="price-desc"), 200)
+    known = [item.price for item in items if item.price is not None]
     assert known == sorted(known, reverse=True)
+    _, _, items = shop.matching(CatalogQuery(sort="title"), 200)
+    titles = [item.title.casefold() for item in items]
+    assert titles == sorted(titles)
 
 
-def test_query_string_round_trip(catalog: lookalike.Catalog) -> None:
-    query = lookalike.parse_catalog_query(
-        "?q=red+shirt&baseColour=Red&gender=Men&gender=Women&sort=price-asc&page=2", catalog
+def test_query_string_round_trip(shop: Shop) -> None:
+    query = parse_catalog_query(
+        "?q=red+shirt&baseColour=Red&gender=Men&gender=Women&sort=price-asc&page=2",
+        shop.filter_choices,
     )
-    assert query == lookalike.CatalogQuery(
-        q="red shirt",
-        filters=(("gender", ("Men", "Women")), ("baseColour", ("Red",))),
-        sort="price-asc",
-        page=2,
+    assert query == CatalogQuery(
+        q="red shirt", filters=(("gender", ("Men", "Women")), ("baseColour", ("Red",))),
+        sort="price-asc", page=2,
     )
-    assert lookalike.parse_catalog_query(lookalike.catalog_query_string(query), catalog) == query
-    assert lookalike.catalog_query_string(lookalike.CatalogQuery()) == ""
+    assert parse_catalog_query(catalog_query_string(query), shop.filter_choices) == query
+    assert catalog_query_string(CatalogQuery()) == ""
 
 
-def test_query_string_ignores_junk(catalog: lookalike.Catalog) -> None:
-    query = lookalike.parse_catalog_query("?page=-3&sort=evil&nosuch=1&gender=Nobody", catalog)
+def test_query_string_ignores_junk(shop: Shop) -> None:
+    query = parse_catalog_query("?page=-3&sort=evil&nosuch=1&gender=Nobody&gender=Men&gender=Men",
+                                shop.filter_choices)
     assert query.page == 1 and query.sort == "featured"
-    assert query.filters == (("gender", ("Nobody",)),)
-    assert catalog.matching(query) == []
+    assert query.filters == (("gender", ("Men",)),)  # unknown values and repeats dropped
 
 
-def test_catalog_results_paginate(catalog: lookalike.Catalog) -> None:
-    body, n_pages, page, count = lookalike.catalog_results(
-        catalog, lookalike.CatalogQuery(page=99)
-    )
+def test_catalog_results_paginate(shop: Shop) -> None:
+    body, n_pages, page, count = catalog_results(shop, CatalogQuery(page=99))
     assert n_pages == 5  # 120 products, 24 per page
     assert page == 5  # clamped to the last page
     assert count == "120 products · showing 97–120"
     cards = body["props"]["children"]  # a grid in Dash's wire format
     assert len(cards) == 24
+    assert cards[-1]["props"]["children"]["props"]["href"] == "/product/p119"
 
 
-def test_catalog_results_empty(catalog: lookalike.Catalog) -> None:
-    body, n_pages, page, count = lookalike.catalog_results(
-        catalog, lookalike.CatalogQuery(q="no-such-product-anywhere")
-    )
+def test_catalog_results_empty(shop: Shop) -> None:
+    body, n_pages, page, count = catalog_results(shop, CatalogQuery(q="no-such-product"))
     assert (n_pages, page, count) == (1, 1, "0 products")
     assert "No products match" in str(body.to_plotly_json())
 
 
-def test_sync_catalog_control_change_resets_page_and_sets_url(
-    catalog: lookalike.Catalog,
-) -> None:
-    out = lookalike.sync_catalog(
-        catalog, "control", "?page=3", "blue", "featured", {"gender": ["Men"]}, 3
-    )
+def test_sync_catalog_control_change_resets_page_and_sets_url(shop: Shop) -> None:
+    out = sync_catalog(shop, "control", "?page=3", "blue", "featured", {"gender": ["Men"]}, 3)
     _, _, _, page, q, sort, filter_values, new_search = out
     assert page == 1
     assert (q, sort) == ("blue", "featured")
@@ -174,72 +224,63 @@ def test_sync_catalog_control_change_resets_page_and_sets_url(
     assert new_search == "?q=blue&gender=Men"
 
 
-def test_sync_catalog_page_change_keeps_filters(catalog: lookalike.Catalog) -> None:
-    out = lookalike.sync_catalog(catalog, "page", "", "", "featured", {}, 2)
+def test_sync_catalog_page_change_keeps_filters(shop: Shop) -> None:
+    out = sync_catalog(shop, "page", "", "", "featured", {}, 2)
     assert out[3] == 2 and out[7] == "?page=2"
 
 
-def test_sync_catalog_url_change_drives_controls(catalog: lookalike.Catalog) -> None:
-    out = lookalike.sync_catalog(
-        catalog, "url", "?q=red&baseColour=Red", "stale", "price-asc", {"gender": ["Men"]}, 4
-    )
+def test_sync_catalog_url_change_drives_controls(shop: Shop) -> None:
+    out = sync_catalog(shop, "url", "?q=red&baseColour=Red", "stale", "price-asc",
+                       {"gender": ["Men"]}, 4)
     _, _, _, page, q, sort, filter_values, new_search = out
     assert (page, q, sort) == (1, "red", "featured")
     assert filter_values == [[], [], ["Red"]]
-    assert new_search is lookalike.no_update
+    assert new_search is no_update
 
 
 def test_similarity_display_cosine() -> None:
-    badge, fraction, explanation = lookalike.similarity_display(0.923, 1, "cosine", 0.923)
+    badge, fraction, explanation = similarity_display(0.923, 1, "cosine", 0.923)
     assert badge == "92% match"
     assert fraction == pytest.approx(0.923)
     assert "cosine" in explanation
-    assert lookalike.similarity_display(-0.2, 3, "cosine", 0.9)[:2] == ("0% match", 0.0)
+    assert similarity_display(-0.2, 3, "cosine", 0.9)[:2] == ("0% match", 0.0)
 
 
 def test_similarity_display_euclidean_is_rank_and_relative() -> None:
-    first = lookalike.similarity_display(10.0, 1, "euclidean", 10.0)
-    third = lookalike.similarity_display(20.0, 3, "euclidean", 10.0)
+    first = similarity_display(10.0, 1, "euclidean", 10.0)
+    third = similarity_display(20.0, 3, "euclidean", 10.0)
     assert first[:2] == ("Closest match", 1.0)
     assert third[0] == "#3 closest"
     assert third[1] == pytest.approx(0.5)
     assert "lower is closer" in third[2]
 
 
-def test_clicked_product_path(catalog: lookalike.Catalog) -> None:
+def test_similarity_display_is_relative_to_the_catalog_baseline() -> None:
+    badge, fraction, explanation = similarity_display(0.99, 1, "cosine", 0.99, 0.97)
+    assert badge == "67% match" and fraction == pytest.approx(2 / 3)
+    assert "typical products" in explanation
+    assert similarity_display(0.95, 2, "cosine", 0.99, 0.97)[:2] == ("0% match", 0.0)
+    assert similarity_display(1.0, 1, "cosine", 1.0, 0.97)[0] == "100% match"
+
+
+def test_clicked_product_path(shop: Shop) -> None:
     click = {"points": [{"customdata": "p005", "x": 1, "y": 2}]}
-    assert lookalike.clicked_product_path(click, catalog) == "/product/p005"
-    assert lookalike.clicked_product_path({"points": [{"customdata": "nope"}]}, catalog) is None
-    assert lookalike.clicked_product_path(None, catalog) is None
-    assert lookalike.clicked_product_path({"points": []}, catalog) is None
+    assert clicked_product_path(click, shop) == "/product/p005"
+    assert clicked_product_path({"points": [{"customdata": "nope"}]}, shop) is None
+    assert clicked_product_path({"points": [{"customdata": ["p005"]}]}, shop) is None
+    assert clicked_product_path(None, shop) is None
+    assert clicked_product_path({"points": []}, shop) is None
 
 
 def test_missing_folder_raises_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(PrecomputedError) as err:
-        lookalike.Catalog.load(tmp_path / "nothing-here")
+        Shop(tmp_path / "nothing-here")
     assert "nothing-here" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_folder_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(lookalike.ENV_VAR, raising=False)
-    assert lookalike.precomputed_folder() == lookalike.DEFAULT_FOLDER
-    monkeypatch.setenv(lookalike.ENV_VAR, "/somewhere/else")
-    assert lookalike.precomputed_folder() == Path("/somewhere/else")
-    assert lookalike.precomputed_folder("cli/wins") == Path("cli/wins")
-
-
-def test_text_index_matches_naive_substring_search(catalog: lookalike.Catalog) -> None:
-    index = catalog.text_index
-    for word in ["red", "e", "shirts", "tshirt", "<b>bold</b>", "1", "zzz", "men", "x\")"]:
-        expected = {i for i, text in enumerate(catalog.search_text) if word in text}
-        assert index.rows_containing(word) == expected, word
-    both = index.rows_containing_all(["red", "jeans"])
-    assert both == {i for i, t in enumerate(catalog.search_text) if "red" in t and "jeans" in t}
-
-
-def test_similarity_display_is_relative_to_the_catalog_baseline() -> None:
-    badge, fraction, explanation = lookalike.similarity_display(0.99, 1, "cosine", 0.99, 0.97)
-    assert badge == "67% match" and fraction == pytest.approx(2 / 3)
-    assert "typical products" in explanation
-    assert lookalike.similarity_display(0.95, 2, "cosine", 0.99, 0.97)[:2] == ("0% match", 0.0)
-    assert lookalike.similarity_display(1.0, 1, "cosine", 1.0, 0.97)[0] == "100% match"
+    monkeypatch.delenv(entry.ENV_VAR, raising=False)
+    assert entry.precomputed_folder() == entry.DEFAULT_FOLDER
+    monkeypatch.setenv(entry.ENV_VAR, "/somewhere/else")
+    assert entry.precomputed_folder() == Path("/somewhere/else")
+    assert entry.precomputed_folder("cli/wins") == Path("cli/wins")

@@ -30,20 +30,21 @@ def test_requirements_hold_only_static_serving_deps() -> None:
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     assert not any(line.strip().startswith("-e") for line in lines)
     names = requirement_names(lines)
-    assert sorted(names) == ["dash", "dash-bootstrap-components", "gunicorn"]
+    assert sorted(names) == ["brotli", "dash", "dash-bootstrap-components", "flask-compress",
+                             "flask-talisman", "gunicorn"]
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert sorted(requirement_names(pyproject["project"]["dependencies"])) == sorted(names)
 
 
 def test_procfile_python_version_and_slugignore() -> None:
     procfile = (ROOT / "Procfile").read_text().strip().splitlines()
-    assert len(procfile) == 1 and procfile[0].startswith("web: gunicorn app:server")
+    assert procfile == ["web: gunicorn -c python:shopfront.gunicorn_conf app:server"]
     assert (ROOT / ".python-version").read_text().strip() == "3.11"
     ignored = [
         line.strip() for line in (ROOT / ".slugignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    for needed in ("app.py", "assets/", "pipeline/", "precomputed/"):
+    for needed in ("app.py", "assets/", "pipeline/", "precomputed/", "shopfront/"):
         assert needed not in ignored
     for unneeded in ("tests/", "bench/", "docs/"):
         assert unneeded in ignored
@@ -55,8 +56,8 @@ def test_gunicorn_serves_the_folder_from_env(fake_folder: Path) -> None:
     gunicorn = Path(sys.executable).parent / "gunicorn"
     env = {**os.environ, "LOOKALIKE_PRECOMPUTED": str(fake_folder)}
     proc = subprocess.Popen(
-        [str(gunicorn), "app:server", "--preload", "--workers", "1", "--bind", "127.0.0.1:0",
-         "--no-control-socket"],
+        [str(gunicorn), "-c", "python:shopfront.gunicorn_conf", "app:server", "--workers", "1",
+         "--bind", "127.0.0.1:0", "--no-control-socket"],
         cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -73,6 +74,7 @@ def test_gunicorn_serves_the_folder_from_env(fake_folder: Path) -> None:
             try:
                 with urllib.request.urlopen(f"{base}/product/p001", timeout=5) as r:
                     assert r.status == 200 and b"bootstrap.min.css" in r.read()
+                    assert r.headers["Server"] == "lookalike"  # not gunicorn and its version
                 break
             except OSError:
                 time.sleep(0.1)

@@ -28,30 +28,23 @@ class Blocker:
 
 sys.meta_path.insert(0, Blocker())
 
-import app
-dash_app = app.create_app(sys.argv[1])
-client = dash_app.server.test_client()
+from shopfront import create_app
+from tests.dash_http import explore_payload, render_payload
+
+front = create_app(sys.argv[1])
+client = front.server.test_client()
 assert client.get("/").status_code == 200
 assert client.get("/thumbs/p001.jpg").status_code == 200
 
-def post(output, inputs, state=()):
-    payload = {
-        "output": output,
-        "outputs": {"id": output.split(".")[0], "property": output.split(".")[1]},
-        "inputs": list(inputs), "state": list(state),
-        "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs],
-    }
+def post(payload):
     r = client.post("/_dash-update-component", json=payload)
     assert r.status_code == 200, r.data[:300]
     return json.dumps(r.get_json())
 
 for path in ["/", "/product/p001", "/product/unknown", "/explore", "/about", "/nowhere"]:
-    body = post("page-content.children",
-                [{"id": "url", "property": "pathname", "value": path}],
-                [{"id": "url", "property": "search", "value": "?q=red"}])
+    body = post(render_payload(path, "?q=red"))
     assert len(body) > 100, (path, body)
-assert "scatter" in post("explore-graph.figure",
-                         [{"id": "explore-colour", "property": "value", "value": "gender"}])
+assert "scatter" in post(explore_payload("gender"))
 heavy = sorted(m for m in ("tensorflow", "keras", "numpy", "pandas", "PIL")
                if m in sys.modules)
 print("HEAVY=" + ",".join(heavy))

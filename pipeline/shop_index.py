@@ -1,0 +1,244 @@
+"""`shop.sqlite`: the shop front's index of a precomputed folder (contract 2, stdlib only).
+
+The JSON files stay the contract's source of truth; this file holds the same products and
+neighbours in a form a web worker can query without loading them: one row per product
+(neighbours resolved to row numbers), value -> rows tables for filterable attributes, an
+FTS5 word index for search and precomputed sort ranks. A 300,000-product shop then
+starts in well under a second and a worker holds only SQLite's page cache, not the
+catalog. `pipeline.writer` writes it with every build; the app derives it (once, in a
+child process) for folders written before it existed.
+
+    python -m pipeline.shop_index FOLDER [--out FILE]     # (re)derive from the JSON files
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sqlite3
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .precomputed import (
+    META_FILE,
+    NEIGHBOURS_FILE,
+    PRODUCTS_FILE,
+    PrecomputedError,
+    read_json,
+    read_meta,
+    validate_neighbours,
+    validate_products,
+)
+
+INDEX_FILE = "shop.sqlite"
+INDEX_VERSION = 1
+# Attributes with more distinct values than this get no value -> rows table (ids, titles).
+MAX_INDEXED_VALUES = 1000
+TOKENIZER = "unicode61 remove_diacritics 2"
+
+SCHEMA = f"""
+CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE products (
+    row INTEGER PRIMARY KEY,        -- position in products.json (sorted by id)
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    price REAL, currency TEXT, product_url TEXT,
+    thumb TEXT,                     -- relative path of an existing file, an absolute URL, or NULL
+    attrs TEXT NOT NULL,            -- JSON object, values as strings
+    x REAL, y REAL,
+    neighbours TEXT NOT NULL,       -- JSON [[row, score], ...], best first
+    price_asc INTEGER NOT NULL, price_desc INTEGER NOT NULL, title_rank INTEGER NOT NULL
+);
+CREATE INDEX products_price_asc ON products (price_asc);
+CREATE INDEX products_price_desc ON products (price_desc);
+CREATE INDEX products_title_rank ON products (title_rank);
+CREATE TABLE attr_values (
+    value_id INTEGER PRIMARY KEY, name TEXT NOT NULL, value TEXT NOT NULL, count INTEGER NOT NULL,
+    UNIQUE (name, value)
+);
+CREATE TABLE attr_rows (
+    value_id INTEGER NOT NULL, row INTEGER NOT NULL, PRIMARY KEY (value_id, row)
+) WITHOUT ROWID;
+CREATE TABLE attr_stats (
+    name TEXT PRIMARY KEY, position INTEGER NOT NULL, n_values INTEGER NOT NULL,
+    covered INTEGER NOT NULL, indexed INTEGER NOT NULL
+);
+CREATE VIRTUAL TABLE search USING fts5 (title, attrs, content='', tokenize='{TOKENIZER}');
+"""
+
+
+def source_signature(folder: Path) -> str:
+    """What the index was derived from: meta.json's text and the sizes of the JSON files."""
+    meta = (folder / META_FILE).read_bytes()
+    sizes = [(folder / name).stat().st_size for name in (PRODUCTS_FILE, NEIGHBOURS_FILE)]
+    return json.dumps({"meta": meta.decode("utf-8", "replace"), "sizes": sizes},
+                      sort_keys=True)
+
+
+def _thumb(folder: Path, product: Mapping[str, Any]) -> str | None:
+    thumb = product.get("thumb") or f"thumbs/{product['id']}.jpg"
+    if thumb.startswith(("https://", "http://")):
+        return thumb
+    path = (folder / thumb).resolve()
+    try:
+        path.relative_to(folder.resolve())
+    except ValueError:  # a thumb path that leaves the folder is never served
+        return None
+    return thumb if path.is_file() else None
+
+
+def _ranks(keys: Sequence[Any]) -> list[int]:
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    ranks = [0] * len(keys)
+    for rank, row in enumerate(order):
+        ranks[row] = rank
+    return ranks
+
+
+def write_shop_index(
+    folder: str | Path,
+    products: Sequence[Mapping[str, Any]],
+    neighbours: Mapping[str, Sequence[Sequence[Any]]],
+    out: str | Path | None = None,
+) -> Path:
+    """Write the index of validated products/neighbours to `out` (default FOLDER/shop.sqlite).
+
+    Written to a temporary file and renamed into place. `folder` is where thumbnails are
+    looked up (and where the signature of the JSON files is read).
+    """
+    folder = Path(folder)
+    out = Path(out) if out is not None else folder / INDEX_FILE
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    row_of = {str(p["id"]): i for i, p in enumerate(products)}
+    attrs_of = [{str(k): "" if v is None else str(v) for k, v in (p.get("attrs") or {}).items()}
+                for p in products]
+    prices = [p.get("price") for p in products]
+    titles = [str(p.get("title") or p["id"]) for p in products]
+    unknown = math.inf
+    price_asc = _ranks([(unknown if v is None else float(v), i) for i, v in enumerate(prices)])
+    price_desc = _ranks([(unknown if v is None else -float(v), i) for i, v in enumerate(prices)])
+    title_rank = _ranks([(t.casefold(), i) for i, t in enumerate(titles)])
+
+    con = sqlite3.connect(tmp)
+    try:
+        con.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
+        rows = []
+        for i, p in enumerate(products):
+            xy = p.get("xy")
+            resolved = [[row_of[str(nid)], float(score)]
+                        for nid, score in neighbours.get(str(p["id"])) or ()]
+            rows.append((
+                i, str(p["id"]), titles[i], prices[i], p.get("currency") or None,
+                p.get("product_url") or None, _thumb(folder, p),
+                json.dumps(attrs_of[i], ensure_ascii=False, separators=(",", ":")),
+                xy[0] if xy else None, xy[1] if xy else None,
+                json.dumps(resolved, separators=(",", ":")),
+                price_asc[i], price_desc[i], title_rank[i],
+            ))
+        con.executemany("INSERT INTO products VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        del rows
+        con.executemany(
+            "INSERT INTO search (rowid, title, attrs) VALUES (?, ?, ?)",
+            ((i, titles[i], " ".join(attrs_of[i].values())) for i in range(len(products))),
+        )
+        _write_attributes(con, attrs_of)
+        info = {
+            "index_version": str(INDEX_VERSION),
+            "n_products": str(len(products)),
+            "source": source_signature(folder) if (folder / META_FILE).is_file() else "",
+        }
+        con.executemany("INSERT INTO info VALUES (?, ?)", info.items())
+        con.execute("INSERT INTO search(search) VALUES ('optimize')")
+        con.commit()
+        con.execute("VACUUM")
+    except BaseException:
+        con.close()
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    con.close()
+    os.replace(tmp, out)
+    return out
+
+
+def _write_attributes(con: sqlite3.Connection, attrs_of: Sequence[dict[str, str]]) -> None:
+    """Per attribute: its coverage, and value -> rows for those with few enough values."""
+    values: dict[str, dict[str, list[int]]] = {}
+    covered: dict[str, int] = {}
+    for row, attrs in enumerate(attrs_of):
+        for name, value in attrs.items():
+            by_value = values.setdefault(name, {})
+            if value:
+                by_value.setdefault(value, []).append(row)
+                covered[name] = covered.get(name, 0) + 1
+    value_id = 0
+    for position, (name, by_value) in enumerate(values.items()):
+        indexed = len(by_value) <= MAX_INDEXED_VALUES
+        con.execute("INSERT INTO attr_stats VALUES (?, ?, ?, ?, ?)",
+                    (name, position, len(by_value), covered.get(name, 0), int(indexed)))
+        if not indexed:
+            continue
+        for value, rows in by_value.items():
+            value_id += 1
+            con.execute("INSERT INTO attr_values VALUES (?, ?, ?, ?)",
+                        (value_id, name, value, len(rows)))
+            con.executemany("INSERT INTO attr_rows VALUES (?, ?)",
+                            ((value_id, r) for r in rows))
+
+
+def derive_shop_index(folder: str | Path, out: str | Path | None = None) -> Path:
+    """Read and validate a folder's JSON files, then write its index (one-line errors)."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    products = validate_products(read_json(folder / PRODUCTS_FILE), folder / PRODUCTS_FILE,
+                                 meta)
+    neighbours = validate_neighbours(read_json(folder / NEIGHBOURS_FILE),
+                                     folder / NEIGHBOURS_FILE, {p["id"] for p in products})
+    return write_shop_index(folder, products, neighbours, out)
+
+
+def index_is_current(index: Path, folder: Path) -> bool:
+    """Whether `index` is a readable index derived from the folder's current JSON files."""
+    try:
+        con = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+        try:
+            info = dict(con.execute("SELECT key, value FROM info").fetchall())
+        finally:
+            con.close()
+        return (info.get("index_version") == str(INDEX_VERSION)
+                and info.get("source") == source_signature(folder))
+    except (sqlite3.Error, OSError):
+        return False
+
+
+def attribute_values(con: sqlite3.Connection, name: str) -> list[tuple[str, int]]:
+    """(value, count) of one indexed attribute, most common first."""
+    return [(v, n) for v, n in con.execute(
+        "SELECT value, count FROM attr_values WHERE name = ? ORDER BY count DESC, value",
+        (name,))]
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """`python -m pipeline.shop_index FOLDER [--out FILE]`: (re)derive a folder's index."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        path = derive_shop_index(args.folder, args.out)
+    except PrecomputedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

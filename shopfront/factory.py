@@ -1,0 +1,106 @@
+"""The app factory: a Shop and its pages -> a hardened Dash app."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import ClientsideFunction, Input, Output, State, dcc, html
+
+from .components import navbar
+from .document import BRAND, ShopDash, to_html
+from .pages import STATIC_PAGES
+from .pages.not_found import not_found_view
+from .router import Page, View, route
+from .shop import Shop
+from .web import STATIC_MAX_REQUEST_BYTES, harden, serve_thumbnails
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+@dataclass(frozen=True)
+class ShopFront:
+    """A built shop front: the Dash app, the shop it serves and its pages."""
+
+    app: ShopDash
+    shop: Shop
+    pages: tuple[Page, ...]
+
+    @property
+    def server(self) -> Any:
+        """The Flask server (WSGI app) for gunicorn."""
+        return self.app.server
+
+
+def render_page(shop: Shop, pages: Sequence[Page], pathname: Any, search: Any = "") -> View:
+    """The view for a URL path (the router with the 404 page)."""
+    return route(shop, pages, not_found_view, pathname, search)
+
+
+def footer(shop: Shop) -> html.Footer:
+    """The site footer."""
+    return html.Footer(dbc.Container(f"{shop.n_products:,} products", fluid="xl"),
+                       className="site-footer")
+
+
+def create_app(
+    shop: Shop | str | Path, extra_pages: Sequence[Page] = (),
+    max_request_bytes: int = STATIC_MAX_REQUEST_BYTES,
+) -> ShopFront:
+    """Build the shop front for a Shop (or a precomputed folder, opened here).
+
+    `extra_pages` add pages with their callbacks (dynamic mode's search by photo).
+    Raises PrecomputedError, with a one-line message, for an unusable folder.
+    """
+    shop = shop if isinstance(shop, Shop) else Shop(shop)
+    pages = (*STATIC_PAGES, *extra_pages)
+    in_navbar = sorted(pages, key=lambda p: p.path == "/about")  # About last
+    top = navbar(in_navbar, shop.name)
+
+    def frame(layout: Any) -> str:
+        return to_html([top, dbc.Container(layout, className="pb-5", fluid="xl"),
+                        footer(shop)])
+
+    app = ShopDash(
+        view_for=lambda path, search: render_page(shop, pages, path, search),
+        frame=frame,
+        site_name=shop.name or BRAND,
+        name=__name__,
+        title=shop.name or BRAND,
+        update_title=None,
+        assets_folder=str(ASSETS),
+        suppress_callback_exceptions=True,
+        serve_locally=True,
+    )
+    app.layout = html.Div([
+        dcc.Location(id="url", refresh=False),
+        dcc.Store(id="page-title"),
+        top,
+        dbc.Container(id="page-content", className="pb-5", fluid="xl"),
+        footer(shop),
+    ])
+
+    @app.callback(
+        Output("page-content", "children"),
+        Output("page-title", "data"),
+        Input("url", "pathname"),
+        State("url", "search"),
+    )
+    def _render(pathname: Any, search: Any) -> tuple[Any, str]:
+        view = render_page(shop, pages, pathname, search)
+        return view.layout, app.page_title(view.head)
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="shopfront", function_name="set_title"),
+        Output("page-title", "id"),
+        Input("page-title", "data"),
+    )
+    for page in pages:
+        if page.register_callbacks:
+            page.register_callbacks(app, shop)
+    serve_thumbnails(app.server, shop)
+    harden(app.server, app.csp_hashes(), shop.external_thumb_origins(), max_request_bytes)
+    return ShopFront(app, shop, pages)

@@ -1,0 +1,176 @@
+"""Catalog page (`/`): search, attribute filters, sort, a page of cards, pagination.
+
+Its state lives in the URL query string, so links can be shared and Back restores it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import ALL, Dash, Input, Output, ctx, dcc, html, no_update
+
+from ..components import grid, product_card
+from ..query import (
+    MAX_QUERY_CHARS,
+    SORTS,
+    CatalogQuery,
+    catalog_query_string,
+    make_query,
+    parse_catalog_query,
+)
+from ..router import Head, Page, View
+from ..shop import Shop
+
+PAGE_SIZE = 24
+
+
+def catalog_results(shop: Shop, query: CatalogQuery) -> tuple[Any, int, int, str]:
+    """Grid of the query's page, number of pages, page shown and a result count line."""
+    total, page, shown = shop.matching(query, PAGE_SIZE)
+    n_pages = max(1, -(-total // PAGE_SIZE))
+    if not total:
+        body: Any = html.Div(
+            [html.Div("No products match", className="h5"),
+             html.Div("Try fewer words or clear a filter.", className="text-muted")],
+            className="empty-state text-center py-5",
+        )
+    else:
+        body = grid([product_card(item) for item in shown])
+    count = f"{total:,} {'product' if total == 1 else 'products'}"
+    if total > PAGE_SIZE:
+        first = (page - 1) * PAGE_SIZE + 1
+        count += f" · showing {first:,}–{first + len(shown) - 1:,}"
+    return body, n_pages, page, count
+
+
+def catalog_layout(shop: Shop, query: CatalogQuery) -> html.Div:
+    """The whole catalog page for a query."""
+    body, n_pages, page, count = catalog_results(shop, query)
+    filters = [
+        dbc.Col(
+            dcc.Dropdown(
+                id={"type": "catalog-filter", "attr": f.name},
+                options=[{"label": f"{v} ({n:,})", "value": v} for v, n in f.options],
+                value=query.filter_values(f.name), multi=True, placeholder=f.label,
+                className="catalog-filter",
+            ),
+            xs=12, sm=6, lg=True,
+        )
+        for f in shop.facets
+    ]
+    sorts = {k: v for k, v in SORTS.items() if shop.has_prices or not k.startswith("price")}
+    controls = dbc.Row(
+        [
+            dbc.Col(
+                dbc.InputGroup([
+                    dbc.InputGroupText(html.Span(className="search-icon")),
+                    dcc.Input(id="catalog-search", type="search", value=query.q,
+                              placeholder="Search products", debounce=0.35,
+                              className="form-control", autoComplete="off",
+                              maxLength=MAX_QUERY_CHARS),
+                ]),
+                xs=12, lg=4,
+            ),
+            dbc.Col(dbc.Select(id="catalog-sort",
+                               options=[{"label": v, "value": k} for k, v in sorts.items()],
+                               value=query.sort),
+                    xs=12, sm=6, lg=2),
+        ],
+        className="g-2 mb-2",
+    )
+    return html.Div(
+        [
+            # The catalog's own view of the URL (only on this page, so its callback never
+            # fires elsewhere); "callback-nav" keeps the app's main Location in step.
+            dcc.Location(id="catalog-url", refresh="callback-nav"),
+            html.Div([
+                html.H1("Shop the catalog", className="h3 mb-1"),
+                html.P("Pick anything you like and we'll show you what looks like it.",
+                       className="text-muted mb-3"),
+            ]),
+            controls,
+            dbc.Row(filters, className="g-2 mb-3") if filters else None,
+            html.Div(count, id="catalog-count", className="text-muted small mb-2"),
+            html.Div(body, id="catalog-grid"),
+            html.Div(
+                dbc.Pagination(id="catalog-pagination", max_value=n_pages, active_page=page,
+                               fully_expanded=False, first_last=True, previous_next=True),
+                className="d-flex justify-content-center mt-4",
+            ),
+        ],
+        className="catalog-page",
+    )
+
+
+def catalog_view(shop: Shop, rest: str, search: str) -> View:
+    """The page for `/?...`."""
+    query = parse_catalog_query(search, shop.filter_choices)
+    title = f"“{query.q}” – search" if query.q else "Shop the catalog"
+    description = (f"{shop.n_products:,} products. Pick anything you like and see what "
+                   "looks like it.")
+    return View(catalog_layout(shop, query), Head(title, description))
+
+
+def sync_catalog(
+    shop: Shop, trigger: str | None, url_search: Any, q: Any, sort: Any,
+    chosen: Any, page: Any,
+) -> tuple[Any, str, int, int, str, str, list[list[str]], Any]:
+    """The catalog page's one callback, as a pure function (inputs are untrusted).
+
+    Triggered by the URL (back/forward): controls follow the URL. Triggered by a control:
+    the URL follows the controls, and any change but the page number goes back to page 1.
+    Returns (grid, count, n_pages, page, search text, sort, filter values per facet,
+    new URL query string or no_update).
+    """
+    choices = shop.filter_choices
+    if trigger == "url":
+        query = parse_catalog_query(url_search, choices)
+    else:
+        query = make_query(choices, q, chosen, sort, page if trigger == "page" else 1)
+    body, n_pages, shown_page, count = catalog_results(shop, query)
+    query_string = catalog_query_string(query)
+    current = url_search if isinstance(url_search, str) else ""
+    new_search = no_update if trigger == "url" or query_string == current else query_string
+    filter_values = [query.filter_values(f.name) for f in shop.facets]
+    return body, count, n_pages, shown_page, query.q, query.sort, filter_values, new_search
+
+
+def register_callbacks(app: Dash, shop: Shop) -> None:
+    """The catalog page's callback: URL <-> controls <-> results."""
+    facet_names = [f.name for f in shop.facets]
+
+    @app.callback(
+        Output("catalog-grid", "children"),
+        Output("catalog-count", "children"),
+        Output("catalog-pagination", "max_value"),
+        Output("catalog-pagination", "active_page"),
+        Output("catalog-search", "value"),
+        Output("catalog-sort", "value"),
+        Output({"type": "catalog-filter", "attr": ALL}, "value"),
+        Output("catalog-url", "search"),
+        Input("catalog-url", "search"),
+        Input("catalog-search", "value"),
+        Input("catalog-sort", "value"),
+        Input({"type": "catalog-filter", "attr": ALL}, "value"),
+        Input("catalog-pagination", "active_page"),
+        prevent_initial_call=True,
+    )
+    def _catalog(url_search: Any, q: Any, sort: Any, filter_values: Any,
+                 page: Any) -> tuple[Any, ...]:
+        triggered = ctx.triggered_id if isinstance(ctx.triggered_id, str) else ""
+        trigger = {"catalog-url": "url", "catalog-pagination": "page"}.get(triggered,
+                                                                           "control")
+        try:
+            ids = [entry["id"]["attr"] for entry in ctx.inputs_list[3]]
+            chosen = dict(zip(ids, filter_values, strict=True))
+        except (KeyError, TypeError, ValueError, IndexError):
+            ids, chosen = [], {}
+        result = sync_catalog(shop, trigger, url_search, q, sort, chosen, page)
+        # Filter outputs follow the order of the filter components on the page.
+        by_name = dict(zip(facet_names, result[6], strict=True))
+        return (*result[:6], [by_name.get(a, []) if isinstance(a, str) else [] for a in ids],
+                result[7])
+
+
+PAGE = Page("/", "Catalog", catalog_view, register_callbacks)

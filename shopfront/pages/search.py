@@ -1,0 +1,291 @@
+"""Search by photo (`/search`, dynamic mode only): upload a photo, get look-alikes.
+
+This page needs numpy, Pillow and TensorFlow (through `pipeline.search`), so only
+`shopfront.dynamic` imports it; static mode never does.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import ClientsideFunction, Dash, Input, Output, State, ctx, dcc, html, no_update
+
+from pipeline.images import load_image, thumbnail_jpeg
+from pipeline.models import ModelError
+from pipeline.search import (
+    MAX_UPLOAD_BYTES,
+    UPLOAD_PIXELS,
+    PhotoSearcher,
+    UploadError,
+    decode_upload,
+)
+
+from ..components import HTML_NS, MATCH_SCALE, div, grid, similar_card, wire
+from ..router import Head, Page, View
+from ..shop import Shop
+from ..text import attribute_label
+
+SEARCH_PATH = "/search"
+PREVIEW_SIDE = 320  # the uploaded photo is shown as a JPEG of at most this many pixels
+log = logging.getLogger("lookalike")
+
+
+def model_label(searcher: PhotoSearcher) -> str:
+    """The catalog's model as a shopper-facing name ("vgg16 fc2", "mobilenet-....keras")."""
+    meta = searcher.model_meta
+    name = str(meta.get("name") or "the model").removeprefix("file:")
+    builtin = name in ("vgg16", "resnet50") and meta.get("layer")
+    return f"{name} {meta['layer']}" if builtin else name
+
+
+def model_status(searcher: PhotoSearcher) -> str:
+    """One line on the model's state, shown under the upload area."""
+    return {
+        "ready": f"Model ready: {model_label(searcher)}",
+        "loading": "Loading the model (first search only)…",
+        "failed": "The model failed to load; the server log says why.",
+    }.get(searcher.state, f"The model ({model_label(searcher)}) loads on the first search.")
+
+
+def loading_message(searcher: PhotoSearcher) -> Any:
+    """What dcc.Loading shows while a search runs: a spinner, and the model load if pending."""
+    text = (
+        "Finding look-alikes…" if searcher.state == "ready"
+        else "Loading the model (first search only)…"
+    )
+    return html.Div(
+        [dbc.Spinner(color="secondary", size="sm", spinner_class_name="me-2"),
+         html.Span(text, id="photo-loading-text")],
+        className="photo-loading d-flex align-items-center",
+    )
+
+
+def search_placeholder(shop: Shop) -> html.Div:
+    """The results area before any upload."""
+    return html.Div(
+        [
+            html.Div("Your look-alikes will appear here", className="h5"),
+            html.Div(
+                f"We compare your photo with all {shop.n_products:,} products in the catalog.",
+                className="text-muted",
+            ),
+        ],
+        className="empty-state text-center py-5",
+        id="photo-placeholder",
+    )
+
+
+def upload_alert(message: str, filename: str | None = None, color: str = "warning") -> dbc.Alert:
+    """A message about an upload, shown in place of the results."""
+    heading = f"We couldn't search with “{filename}”" if filename else "We couldn't search"
+    return dbc.Alert(
+        [html.Div(heading, className="alert-heading fw-semibold"), html.Div(message)],
+        color=color,
+        id="photo-error",
+        className="mb-0",
+    )
+
+
+def format_megabytes(size: float) -> str:
+    """A file size for a message: "14.2 MB"."""
+    return f"{size / 2**20:.1f} MB"
+
+
+def rejected_upload_alert(info: dict[str, Any] | None, max_bytes: int) -> Any:
+    """The message for a file the browser refused to upload (not an image, or too large)."""
+    if not isinstance(info, dict):
+        return no_update
+    name = str(info.get("name") or "") or None
+    mime = str(info.get("type") or "")
+    size = info.get("size")
+    if not mime.startswith("image/"):
+        kind = f" ({mime})" if mime else ""
+        message = f"That file is not an image{kind}. Please upload a JPEG, PNG or WebP photo."
+    elif isinstance(size, int | float) and size > max_bytes:
+        message = (f"The photo is {format_megabytes(size)}; photos can be at most "
+                   f"{max_bytes // 2**20} MB.")
+    else:
+        message = "That file could not be uploaded."
+    return upload_alert(message, name)
+
+
+def photo_preview(data: bytes) -> str:
+    """A small JPEG data URL of an uploaded photo (upright, RGB), for the results header.
+
+    Shown from the decoded photo rather than the upload itself, so CMYK, 16-bit or TIFF
+    photos (which browsers cannot show) preview too, and a 10 MB photo is not sent back.
+    """
+    img = load_image(data, draft_size=2 * PREVIEW_SIDE, max_pixels=UPLOAD_PIXELS)
+    return "data:image/jpeg;base64," + base64.b64encode(
+        thumbnail_jpeg(img, PREVIEW_SIDE, quality=80)
+    ).decode("ascii")
+
+
+def search_results(
+    searcher: PhotoSearcher, shop: Shop, contents: Any, filename: Any
+) -> Any:
+    """The upload callback as a pure function: an upload (data URL) -> the results area.
+
+    A photo gives its preview, the neighbour vote and the k most similar products as
+    cards; a bad upload gives an alert with a message for the shopper. Nothing is kept
+    between calls.
+    """
+    if not contents or not isinstance(contents, str):
+        return search_placeholder(shop)
+    was_ready = searcher.state == "ready"
+    try:
+        data = decode_upload(contents)
+        result = searcher.search(data)
+        preview = photo_preview(data)
+    except UploadError as e:
+        return upload_alert(str(e), filename)
+    except ModelError as e:
+        log.error("search by photo: %s", e)
+        return upload_alert(f"The image model could not be loaded: {e}", filename, "danger")
+    except Exception:  # a shopper gets a message, the operator the traceback
+        log.exception("search by photo failed for %r", filename)
+        return upload_alert("Something went wrong on our side. Please try another photo.",
+                            filename, "danger")
+    found = [(item, score) for item, score in
+             ((shop.item(pid), score) for pid, score in result.neighbours) if item is not None]
+    best = found[0][1] if found else 0.0
+    cards = [similar_card(item, score, rank, best, "cosine", shop.baseline)
+             for rank, (item, score) in enumerate(found, start=1)]
+    summary: list[Any] = []
+    if filename:
+        summary.append(div(filename, className="photo-filename text-muted small text-truncate",
+                           title=filename))
+    if result.vote:
+        attr, label, votes, k = result.vote
+        summary.append(div(
+            [wire("Span", HTML_NS, children="Looks like: ", className="text-muted"),
+             wire("Strong", HTML_NS, children=label),
+             wire("Span", HTML_NS, children=f" ({votes} of {k} neighbours)",
+                  className="text-muted")],
+            className="photo-vote h5 mb-1", id="photo-vote",
+            title=f"{attribute_label(attr)} of the most similar products",
+        ))
+    t = result.timings_ms
+    took = sum(t.values())
+    summary.append(div(
+        f"Compared with {shop.n_products:,} products in {took:,.0f} ms "
+        f"(photo {t.get('decode', 0):.0f} ms, model {t.get('embed', 0):,.0f} ms"
+        f"{' including loading it' if not was_ready else ''}, "
+        f"search {t.get('search', 0):.1f} ms)",
+        className="text-muted small", id="photo-timings",
+    ))
+    header = div(
+        [
+            div(wire("Img", HTML_NS, src=preview, alt=filename or "your photo",
+                     id="photo-preview"), className="photo-preview"),
+            div(summary, className="photo-summary"),
+        ],
+        className="photo-header mb-4",
+    )
+    return div(
+        [
+            header,
+            wire("H2", HTML_NS, children="Most similar products", className="h5 mb-1"),
+            wire("P", HTML_NS, className="text-muted small mb-3",
+                 children=f"Ranked by cosine similarity between image features: {MATCH_SCALE}"),
+            div(grid(cards, "row-cols-2 row-cols-sm-3 row-cols-lg-4 row-cols-xl-5")
+                if cards else wire("P", HTML_NS, children="No products to compare with."),
+                id="photo-similar"),
+        ],
+        className="photo-results",
+    )
+
+
+def search_layout(shop: Shop, searcher: PhotoSearcher) -> html.Div:
+    """Search by photo: an upload area (click, drop, or a phone's camera) and the results."""
+    upload = dcc.Upload(
+        id="photo-upload",
+        accept="image/*",  # phones offer the camera as well as the gallery
+        max_size=MAX_UPLOAD_BYTES,
+        multiple=False,
+        className="photo-drop",
+        className_active="photo-drop active",
+        className_reject="photo-drop rejected",
+        children=html.Div(
+            [
+                html.Div(className="photo-drop-icon"),
+                html.Div("Drop a photo here", className="fw-semibold"),
+                html.Div(["or ", html.Span("choose one", className="photo-drop-link"),
+                          " (on a phone: take one)"], className="small"),
+                html.Div(f"JPEG, PNG or WebP · up to {MAX_UPLOAD_BYTES // 2**20}\u00a0MB",
+                         className="small text-muted mt-2"),
+            ],
+            className="photo-drop-inner",
+        ),
+    )
+    return html.Div(
+        [
+            html.H1("Search by photo", className="h3 mb-1"),
+            html.P("Upload a product photo and we'll find what in the catalog looks most "
+                   "like it.", className="text-muted mb-3"),
+            dcc.Store(id="photo-rejected"),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        [upload,
+                         html.Div(model_status(searcher), id="photo-model-status",
+                                  className="text-muted small mt-2")],
+                        md=4, lg=3,
+                    ),
+                    dbc.Col(
+                        dcc.Loading(
+                            html.Div(search_placeholder(shop), id="photo-results"),
+                            id="photo-loading",
+                            custom_spinner=loading_message(searcher),
+                            overlay_style={"visibility": "visible", "opacity": 0.35},
+                        ),
+                        md=8, lg=9,
+                    ),
+                ],
+                className="g-4",
+            ),
+        ],
+        className="search-page",
+    )
+
+
+def search_page(searcher: PhotoSearcher) -> Page:
+    """The search-by-photo page and its callbacks, for `create_app(extra_pages=...)`."""
+
+    def view(shop: Shop, rest: str = "", search: str = "") -> View:
+        return View(search_layout(shop, searcher),
+                    Head("Search by photo", "Upload a product photo and find what looks like it."))
+
+    def register(app: Dash, shop: Shop) -> None:
+        @app.callback(
+            Output("photo-results", "children"),
+            Output("photo-upload", "contents"),
+            Output("photo-model-status", "children"),
+            Output("photo-loading", "custom_spinner"),
+            Input("photo-upload", "contents"),
+            Input("photo-rejected", "data"),
+            State("photo-upload", "filename"),
+            prevent_initial_call=True,
+        )
+        def _search(contents: Any, rejected: Any, filename: Any) -> tuple[Any, ...]:
+            filename = filename if isinstance(filename, str) else None
+            if ctx.triggered_id == "photo-rejected":
+                body = rejected_upload_alert(rejected, MAX_UPLOAD_BYTES)
+            else:
+                body = search_results(searcher, shop, contents, filename)
+            # Clearing contents lets the same file be uploaded again and frees the browser's copy.
+            return body, None, model_status(searcher), loading_message(searcher)
+
+        # Runs in the browser when the page appears: dcc.Upload silently drops a file that is
+        # not an image or is too large; the guard reports it here (assets/shopfront.js).
+        app.clientside_callback(
+            ClientsideFunction(namespace="shopfront", function_name="upload_guard"),
+            Output("photo-rejected", "data"),
+            Input("photo-upload", "id"),
+            State("photo-upload", "max_size"),
+        )
+
+    return Page(SEARCH_PATH, "Search by photo", view, register, short_label="Photo")

@@ -1,0 +1,301 @@
+"""The loaded shop: a precomputed folder opened for serving, and every query a page makes.
+
+Products, neighbours, attribute filters and the search index live in the folder's
+`shop.sqlite` (`pipeline.shop_index`, contract 2), not in Python objects: a worker's memory
+does not grow with the catalog, and start-up reads only `meta.json` and a few small tables.
+A folder without a current index gets one derived once, in a child process, so the
+parent (gunicorn's master under `--preload`) never holds the parsed JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from pipeline.precomputed import PrecomputedError, read_meta
+from pipeline.shop_index import INDEX_FILE, attribute_values, index_is_current
+
+from .query import RESERVED_QUERY_KEYS, CatalogQuery
+from .text import attribute_label, format_price, product_href
+
+PLACEHOLDER_URL = "/assets/placeholder.svg"
+MAX_FACETS = 6  # filters shown on the catalog page
+MAX_FACET_VALUES = 60  # an attribute with more distinct values is not a useful filter
+MAP_POINTS = 20_000  # the explore map shows an even sample of at most this many products
+_COLUMNS = "row, id, title, price, currency, product_url, thumb, attrs, x, y"
+_WORD = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One product as the pages show it."""
+
+    row: int
+    id: str
+    title: str
+    price: float | None
+    price_text: str
+    product_url: str | None
+    thumb_url: str
+    href: str
+    attrs: dict[str, str]
+    xy: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Facet:
+    """A filterable attribute: its name and (value, count) options, most common first."""
+
+    name: str
+    label: str
+    options: tuple[tuple[str, int], ...]
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search text as the index tokenises them (letters and digits)."""
+    return _WORD.findall(text.casefold())
+
+
+def match_expression(words: list[str], column: str | None = None) -> str:
+    """An FTS5 query: every word, each as a prefix ("red sho" finds "Red Shoes")."""
+    expression = " AND ".join(f'"{w}"*' for w in words)
+    return f"{column} : ({expression})" if column else expression
+
+
+def index_path_for(folder: Path) -> Path:
+    """Where a folder's index lives: inside it, or in the temp dir if it is read-only."""
+    inside = folder / INDEX_FILE
+    if inside.exists() or os.access(folder, os.W_OK):
+        return inside
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"lookalike-{key}-{INDEX_FILE}"
+
+
+def ensure_index(folder: Path) -> Path:
+    """The folder's current index, derived in a child process when missing or stale."""
+    index = folder / INDEX_FILE
+    if index.is_file() and index_is_current(index, folder):
+        return index
+    index = index_path_for(folder)
+    if index.is_file() and index_is_current(index, folder):
+        return index
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.shop_index", str(folder), "--out", str(index)],
+        capture_output=True, text=True, check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["index failed"]
+        raise PrecomputedError(lines[-1].removeprefix("error: "))
+    return index
+
+
+class Shop:
+    """A precomputed folder opened for serving (read-only; one SQLite connection per thread)."""
+
+    def __init__(self, folder: str | Path, index: Path | None = None) -> None:
+        self.folder = Path(folder)
+        self.meta = read_meta(self.folder)
+        self.index_path = index or ensure_index(self.folder)
+        self._local = threading.local()
+        con = self._connection()
+        self.n_products = int(con.execute("SELECT count(*) FROM products").fetchone()[0])
+        self.facets = self._pick_facets(con)
+        self._value_ids = {
+            f.name: dict(con.execute(
+                "SELECT value, value_id FROM attr_values WHERE name = ?", (f.name,)))
+            for f in self.facets
+        }
+        self.has_prices = con.execute(
+            "SELECT 1 FROM products WHERE price IS NOT NULL LIMIT 1").fetchone() is not None
+        self.filter_choices = {f.name: frozenset(v for v, _ in f.options) for f in self.facets}
+        self.n_mapped = int(con.execute(
+            "SELECT count(*) FROM products WHERE x IS NOT NULL").fetchone()[0])
+        self._close_connection()  # opened again per process/thread (gunicorn forks after this)
+
+    # ------------------------------------------------------------------ connection
+
+    def _connection(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None or self._local.pid != os.getpid():
+            con = sqlite3.connect(f"file:{self.index_path}?mode=ro&immutable=1", uri=True,
+                                  check_same_thread=False)
+            con.execute("PRAGMA cache_size = -8000")  # 8 MB page cache per connection
+            self._local.con, self._local.pid = con, os.getpid()
+        return con
+
+    def _close_connection(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # ------------------------------------------------------------------ metadata
+
+    @property
+    def metric(self) -> str:
+        """"cosine" (score = similarity, higher is closer) or "euclidean" (distance)."""
+        return str(self.meta.get("metric") or "cosine")
+
+    @property
+    def baseline(self) -> float | None:
+        """Mean cosine between two products of this catalog (meta.json), if recorded."""
+        value = self.meta.get("similarity_baseline")
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def name(self) -> str:
+        """The shop's display name ("" when meta.json has none)."""
+        return str(self.meta.get("name") or "")
+
+    def _pick_facets(self, con: sqlite3.Connection) -> list[Facet]:
+        """Attributes worth filtering by: 2..MAX_FACET_VALUES values, set on most products."""
+        facets = []
+        for name, n_values, covered in con.execute(
+            "SELECT name, n_values, covered FROM attr_stats WHERE indexed ORDER BY position"
+        ):
+            if name in RESERVED_QUERY_KEYS or not 2 <= n_values <= MAX_FACET_VALUES:
+                continue
+            if covered < 0.5 * self.n_products or n_values >= covered:
+                continue
+            facets.append(Facet(name, attribute_label(name),
+                                tuple(attribute_values(con, name))))
+        return facets[:MAX_FACETS]
+
+    def facet(self, name: str) -> Facet | None:
+        """The facet with this attribute name, or None."""
+        return next((f for f in self.facets if f.name == name), None)
+
+    # ------------------------------------------------------------------ products
+
+    def _item(self, row: tuple[Any, ...]) -> Item:
+        i, pid, title, price, currency, product_url, thumb, attrs, x, y = row
+        if thumb and thumb.startswith(("https://", "http://")):
+            thumb_url = thumb
+        else:
+            thumb_url = f"/thumbs/{quote(pid, safe='')}.jpg" if thumb else PLACEHOLDER_URL
+        return Item(i, pid, title, price, format_price(price, currency), product_url,
+                    thumb_url, product_href(pid), json.loads(attrs),
+                    None if x is None else (x, y))
+
+    def item(self, product_id: str) -> Item | None:
+        """The product with this id, or None."""
+        if not isinstance(product_id, str):
+            return None
+        row = self._connection().execute(
+            f"SELECT {_COLUMNS} FROM products WHERE id = ?", (product_id,)).fetchone()
+        return None if row is None else self._item(row)
+
+    def items(self, rows: list[int]) -> list[Item]:
+        """Products by row number, in the order given."""
+        if not rows:
+            return []
+        found = {
+            r[0]: self._item(r) for r in self._connection().execute(
+                f"SELECT {_COLUMNS} FROM products WHERE row IN ({','.join('?' * len(rows))})",
+                rows)
+        }
+        return [found[r] for r in rows if r in found]
+
+    def neighbours(self, product_id: str) -> tuple[Item, list[tuple[Item, float]]] | None:
+        """A product and its look-alikes with their scores, best first (None: unknown id)."""
+        if not isinstance(product_id, str):
+            return None
+        found = self._connection().execute(
+            f"SELECT {_COLUMNS}, neighbours FROM products WHERE id = ?", (product_id,)
+        ).fetchone()
+        if found is None:
+            return None
+        pairs = json.loads(found[-1])
+        items = self.items([row for row, _ in pairs])
+        by_row = {item.row: item for item in items}
+        return self._item(found[:-1]), [(by_row[r], s) for r, s in pairs if r in by_row]
+
+    def thumb_file(self, product_id: str) -> str | None:
+        """A product's thumbnail path relative to the folder (None: unknown or external)."""
+        found = self._connection().execute(
+            "SELECT thumb FROM products WHERE id = ?", (product_id,)).fetchone()
+        if found is None or not found[0] or found[0].startswith(("https://", "http://")):
+            return None
+        return str(found[0])
+
+    def external_thumb_origins(self) -> list[str]:
+        """Origins (scheme://host) of absolute thumbnail URLs, for the page's CSP."""
+        base = self.meta.get("thumb_base_url")
+        if isinstance(base, str) and base.startswith(("https://", "http://")):
+            scheme, _, rest = base.partition("://")
+            return [f"{scheme}://{rest.split('/', 1)[0]}"]
+        found = self._connection().execute(
+            "SELECT thumb FROM products WHERE thumb LIKE 'http%://%' LIMIT 1").fetchone()
+        if found:
+            scheme, _, rest = found[0].partition("://")
+            return [f"{scheme}://{rest.split('/', 1)[0]}"]
+        return []
+
+    # ------------------------------------------------------------------ catalog search
+
+    def matching(self, query: CatalogQuery, page_size: int) -> tuple[int, int, list[Item]]:
+        """Number of products matching the query, the page shown (query.page, or the last
+        page if that is past the end) and that page's products, in the query's order.
+
+        Filters OR within an attribute and AND across attributes; every search word must
+        start a word of the title or of an attribute value. "featured" order is the id
+        order, with title matches first when there is a search.
+        """
+        where: list[str] = []
+        params: list[Any] = []
+        for name, values in query.filters:
+            ids = [self._value_ids.get(name, {}).get(v) for v in values]
+            ids = [i for i in ids if i is not None]
+            if not ids:
+                continue
+            where.append("row IN (SELECT row FROM attr_rows WHERE value_id IN "
+                         f"({','.join('?' * len(ids))}))")
+            params += ids
+        words = search_words(query.q)
+        if words:
+            where.append("row IN (SELECT rowid FROM search WHERE search MATCH ?)")
+            params.append(match_expression(words))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        con = self._connection()
+        if not where:
+            total = self.n_products
+        else:
+            total = int(con.execute(f"SELECT count(*) FROM products{clause}", params)
+                        .fetchone()[0])
+        order_params: list[Any] = []
+        order = {"price-asc": "price_asc", "price-desc": "price_desc",
+                 "title": "title_rank"}.get(query.sort, "row")
+        if order == "row" and words:
+            order = "row NOT IN (SELECT rowid FROM search WHERE search MATCH ?), row"
+            order_params.append(match_expression(words, "title"))
+        page = min(query.page, max(1, -(-total // page_size)))
+        rows = con.execute(
+            f"SELECT {_COLUMNS} FROM products{clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, *order_params, page_size, (page - 1) * page_size],
+        ).fetchall() if total else []
+        return total, page, [self._item(r) for r in rows]
+
+    # ------------------------------------------------------------------ explore map
+
+    def map_points(self, attr: str | None) -> list[tuple[Item, str]]:
+        """An even sample of at most MAP_POINTS products with 2-D positions, and each
+        one's value of `attr` ("" when unset or `attr` is None)."""
+        step = max(1, -(-self.n_mapped // MAP_POINTS))
+        rows = self._connection().execute(
+            f"SELECT {_COLUMNS} FROM products WHERE x IS NOT NULL AND row % ? = 0 ORDER BY row",
+            (step,),
+        ).fetchall()
+        items = [self._item(r) for r in rows]
+        return [(item, item.attrs.get(attr, "") if attr else "") for item in items]

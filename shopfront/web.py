@@ -1,0 +1,119 @@
+"""HTTP-level behaviour of the shop front's Flask server: limits, headers, compression,
+caching and thumbnails. Everything a hostile or merely odd request meets first."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+from flask import Flask, Response, abort, jsonify, request, send_from_directory
+from flask_compress import Compress
+from flask_talisman import Talisman
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from .shop import Shop
+
+log = logging.getLogger("lookalike")
+
+STATIC_MAX_REQUEST_BYTES = 256 * 2**10  # the largest real callback is a few KB
+THUMB_MAX_AGE = 7 * 24 * 3600  # thumbnails only change with a rebuild
+VERSIONED_MAX_AGE = 365 * 24 * 3600  # URLs that change whenever the file does
+FORCE_HTTPS_ENV = "LOOKALIKE_FORCE_HTTPS"
+CALLBACK_PATH = "/_dash-update-component"
+
+
+def content_security_policy(script_hashes: Sequence[str],
+                            image_origins: Sequence[str]) -> dict[str, str | list[str]]:
+    """A CSP that lets Dash run and nothing else: scripts only from this site (plus the
+    hash of Dash's one inline renderer script), no framing, images from here, data: URLs
+    (upload previews) and the thumbnail host."""
+    return {
+        "default-src": "'self'",
+        # Plotly's WebGL scatter (regl) compiles its shaders' JS with `new Function`.
+        "script-src": ["'self'", "'unsafe-eval'", *script_hashes],
+        # Plotly and React set inline styles; styles cannot run code.
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:", *image_origins],
+        "font-src": ["'self'", "data:"],
+        "connect-src": "'self'",
+        "worker-src": ["'self'", "blob:"],
+        "object-src": "'none'",
+        "base-uri": "'self'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+
+
+def harden(
+    server: Flask, script_hashes: Sequence[str], image_origins: Sequence[str],
+    max_request_bytes: int = STATIC_MAX_REQUEST_BYTES,
+) -> None:
+    """Security headers (flask-talisman), request size limit, brotli/gzip compression
+    (flask-compress), long cache lifetimes for versioned files, 400 for broken callbacks.
+
+    flask-talisman is the maintained Flask extension for these headers (CSP with hashes,
+    frame-ancestors, Referrer-Policy, nosniff, HSTS when HTTPS is forced); HTTPS is forced
+    only with $LOOKALIKE_FORCE_HTTPS=1, since the development server speaks plain HTTP.
+    """
+    server.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    force_https = os.environ.get(FORCE_HTTPS_ENV, "").lower() in ("1", "true", "yes", "on")
+    Talisman(
+        server,
+        force_https=force_https,
+        strict_transport_security=force_https,
+        content_security_policy=content_security_policy(script_hashes, image_origins),
+        frame_options="DENY",
+        referrer_policy="strict-origin-when-cross-origin",
+        session_cookie_secure=force_https,
+        permissions_policy={"geolocation": "()", "microphone": "()", "camera": "()"},
+    )
+    server.config.update(
+        COMPRESS_ALGORITHM=["br", "gzip"],
+        COMPRESS_ALGORITHM_STREAMING=["br", "deflate"],
+        COMPRESS_BR_LEVEL=5,
+        COMPRESS_MIMETYPES=["text/html", "text/css", "application/javascript",
+                            "text/javascript", "application/json", "image/svg+xml"],
+    )
+    Compress(server)
+
+    @server.after_request
+    def _cache_versioned(response: Response) -> Response:
+        path = request.path
+        versioned = (path.startswith("/assets/") and "m" in request.args) or (
+            path.startswith("/_dash-component-suites/") and ".m" in path)
+        if versioned and response.status_code == 200:
+            response.cache_control.public = True
+            response.cache_control.max_age = VERSIONED_MAX_AGE
+            response.cache_control.immutable = True
+        return response
+
+    @server.errorhandler(Exception)
+    def _error(error: Exception) -> Response | HTTPException:
+        if isinstance(error, HTTPException):
+            return error
+        if request.path == CALLBACK_PATH and isinstance(
+            error, KeyError | TypeError | ValueError | IndexError | AttributeError
+        ):  # a request Dash cannot parse: the client's fault, not ours
+            log.info("malformed callback request: %s: %s", type(error).__name__, error)
+            response = jsonify(error="malformed callback request")
+            response.status_code = BadRequest.code
+            return response
+        log.exception("unhandled error on %s", request.path)
+        response = jsonify(error="internal error")
+        response.status_code = 500
+        return response
+
+
+def serve_thumbnails(server: Flask, shop: Shop) -> None:
+    """`/thumbs/<id>.jpg`: only catalog ids resolve, with caching headers and ETags."""
+
+    @server.route("/thumbs/<product_id>.jpg")
+    def thumb(product_id: str) -> Response:
+        relative = shop.thumb_file(product_id)
+        if relative is None:
+            abort(404)
+        response = send_from_directory(shop.folder.resolve(), relative, max_age=THUMB_MAX_AGE,
+                                       mimetype="image/jpeg")
+        response.cache_control.public = True
+        return response

@@ -1,0 +1,65 @@
+"""Callback requests as the browser sends them, for tests that go through HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CALLBACK_URL = "/_dash-update-component"
+
+
+def render_payload(pathname: Any, search: Any = "") -> dict[str, Any]:
+    """The router callback's request for a URL."""
+    return {
+        "output": "..page-content.children...page-title.data..",
+        "outputs": [{"id": "page-content", "property": "children"},
+                    {"id": "page-title", "property": "data"}],
+        "inputs": [{"id": "url", "property": "pathname", "value": pathname}],
+        "state": [{"id": "url", "property": "search", "value": search}],
+        "changedPropIds": ["url.pathname"],
+    }
+
+
+def catalog_payload(
+    facets: list[str], q: Any = "", sort: Any = "featured", values: Any = None,
+    page: Any = 1, url_search: Any = "", changed: str = "catalog-search.value",
+) -> dict[str, Any]:
+    """The catalog callback's request; `values` maps facet name -> selected values."""
+    values = values or {}
+    filters = [{"id": {"type": "catalog-filter", "attr": name}, "property": "value",
+                "value": values.get(name, [])} for name in facets]
+    output = ("..catalog-grid.children...catalog-count.children...catalog-pagination.max_value"
+              "...catalog-pagination.active_page...catalog-search.value...catalog-sort.value..."
+              '{"attr":["ALL"],"type":"catalog-filter"}.value...catalog-url.search..')
+    return {
+        "output": output,
+        "outputs": [
+            {"id": "catalog-grid", "property": "children"},
+            {"id": "catalog-count", "property": "children"},
+            {"id": "catalog-pagination", "property": "max_value"},
+            {"id": "catalog-pagination", "property": "active_page"},
+            {"id": "catalog-search", "property": "value"},
+            {"id": "catalog-sort", "property": "value"},
+            [{"id": f["id"], "property": "value"} for f in filters],
+            {"id": "catalog-url", "property": "search"},
+        ],
+        "inputs": [
+            {"id": "catalog-url", "property": "search", "value": url_search},
+            {"id": "catalog-search", "property": "value", "value": q},
+            {"id": "catalog-sort", "property": "value", "value": sort},
+            filters,
+            {"id": "catalog-pagination", "property": "active_page", "value": page},
+        ],
+        "state": [],
+        "changedPropIds": [changed],
+    }
+
+
+def explore_payload(attr: Any) -> dict[str, Any]:
+    """The explore page's colour-by request."""
+    return {
+        "output": "explore-graph.figure",
+        "outputs": {"id": "explore-graph", "property": "figure"},
+        "inputs": [{"id": "explore-colour", "property": "value", "value": attr}],
+        "state": [],
+        "changedPropIds": ["explore-colour.value"],
+    }
