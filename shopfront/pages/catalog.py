@@ -161,16 +161,21 @@ def register_callbacks(app: Dash, shop: Shop) -> None:
         triggered = ctx.triggered_id if isinstance(ctx.triggered_id, str) else ""
         trigger = {"catalog-url": "url", "catalog-pagination": "page"}.get(triggered,
                                                                            "control")
-        try:
-            ids = [entry["id"]["attr"] for entry in ctx.inputs_list[3]]
-            chosen = dict(zip(ids, filter_values, strict=True))
-        except (KeyError, TypeError, ValueError, IndexError):
-            ids, chosen = [], {}
+        chosen = dict(zip(filter_attributes(ctx.inputs_list[3]), filter_values or [],
+                          strict=False))
         result = sync_catalog(shop, trigger, url_search, q, sort, chosen, page)
         # Filter outputs follow the order of the filter components on the page.
         by_name = dict(zip(facet_names, result[6], strict=True))
-        return (*result[:6], [by_name.get(a, []) if isinstance(a, str) else [] for a in ids],
-                result[7])
+        shown = [by_name.get(a, []) for a in filter_attributes(ctx.outputs_list[6])]
+        return (*result[:6], shown, result[7])
+
+
+def filter_attributes(entries: Any) -> list[str | None]:
+    """The attribute of each filter component in a callback's ALL list (None if odd)."""
+    if not isinstance(entries, list):
+        return []
+    return [e["id"].get("attr") if isinstance(e, dict) and isinstance(e.get("id"), dict)
+            else None for e in entries]
 
 
 PAGE = Page("/", "Catalog", catalog_view, register_callbacks)
