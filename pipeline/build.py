@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,10 +21,10 @@ from .features import (
 )
 from .images import ImageError, ResizePolicy, load_image, thumbnail_jpeg
 from .models import FeatureExtractor, file_sha256, load_extractor
-from .precomputed import EMBEDDINGS_FILE, SCHEMA_VERSION, THUMBS_DIR
+from .precomputed import EMBEDDINGS_FILE, THUMBS_DIR
 from .projection import pca_2d
 from .similarity import DEFAULT_BLOCK, Metric, l2_normalise, top_k_neighbours
-from .writer import thumb_ref, write_precomputed
+from .writer import precomputed_meta, thumb_ref, write_precomputed
 
 PAIRWISE_SUFFIXES = (".csv", ".pkl", ".pickle", ".npy")
 SLUG_BUDGET_MB = 300.0  # of Heroku's 500 MB slug; the installed packages take ~130 MB
@@ -279,19 +278,16 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
 
     if opts.export_pairwise:
         export_pairwise(matrix, ids, opts.export_pairwise)
-    meta = {
-        "schema_version": SCHEMA_VERSION,
-        "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "n_products": len(kept),
-        "k": opts.k,
-        "metric": opts.metric,
-        "group_by": opts.group_by,
-        "model": {**extractor.identity, "resize": opts.resize},
-        "projection": "pca",
-        "similarity_baseline": baseline,
-        "source": {"catalog": str(opts.catalog), "n_rows": len(rows), "n_skipped": len(skipped)},
-        "thumb_base_url": thumb_base,
-    }
+    meta = precomputed_meta(
+        n_products=len(kept),
+        k=opts.k,
+        metric=opts.metric,
+        group_by=opts.group_by,
+        model={**extractor.identity, "resize": opts.resize},
+        similarity_baseline=baseline,
+        source={"catalog": str(opts.catalog), "n_rows": len(rows), "n_skipped": len(skipped)},
+        thumb_base_url=thumb_base,
+    )
     skipped.sort(key=lambda s: s["id"])
     try:
         write_precomputed(

@@ -1,18 +1,23 @@
 """Generate schema-valid contract-2 precomputed folders for app tests and benchmarks.
 
-The folder looks like what `python -m pipeline build` writes (docs/architecture.md,
-contract 2) but the neighbours come from a seeded random generator, not a model: products
-of the same `articleType` are each other's neighbours, so pages look plausible.
+The folder is written by the pipeline's own writer (`pipeline.writer.write_precomputed`,
+with meta.json from `precomputed_meta`), so it is what `python -m pipeline build` writes
+(docs/architecture.md, contract 2); only the content is made up: the neighbours come from
+a seeded random generator, not a model. Products of the same `articleType` are each
+other's neighbours, so pages look plausible.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import random
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from pipeline.writer import precomputed_meta, write_precomputed
 
 DEFAULT_ATTRS: dict[str, list[str]] = {
     "gender": ["Men", "Women", "Unisex"],
@@ -31,6 +36,7 @@ _COLOURS = {
     "Pink": (240, 150, 180),
 }
 _ADJECTIVES = ["Classic", "Slim", "Relaxed", "Everyday", "Premium", "Vintage", "Sport", "Urban"]
+FAKE_DIM = 16  # length of the fake embeddings
 # One product gets a title full of markup: the app must show it as text.
 HTML_TITLE = '<b>Bold</b> Tee & <script>alert("x")</script>'
 
@@ -72,12 +78,12 @@ def make_fake_precomputed(
     attrs = DEFAULT_ATTRS if attrs is None else attrs
     rng = random.Random(seed)
     folder = Path(folder)
-    (folder / "thumbs").mkdir(parents=True, exist_ok=True)
     k = min(k, n_products - 1)
 
     names = list(attrs)
     group_key = "articleType" if "articleType" in attrs else (names[0] if names else None)
     jpegs: dict[str, bytes] = {}
+    thumb_of: dict[str, bytes] = {}
     products: list[dict[str, Any]] = []
     groups: dict[str, list[int]] = {}
     centres: dict[str, tuple[float, float]] = {}
@@ -88,6 +94,7 @@ def make_fake_precomputed(
         colour = values.get("baseColour", rng.choice(list(_COLOURS)))
         if colour not in jpegs:
             jpegs[colour] = _jpeg(_COLOURS.get(colour, (100, 100, 160)))
+        thumb_of[pid] = jpegs[colour]
         article = values.get(group_key, "Item") if group_key else "Item"
         title = f"{rng.choice(_ADJECTIVES)} {colour} {article} {i}"
         if i == 0:
@@ -108,8 +115,6 @@ def make_fake_precomputed(
                 "xy": [round(cx + rng.gauss(0, 1.5), 4), round(cy + rng.gauss(0, 1.5), 4)],
             }
         )
-        if thumbs:
-            (folder / "thumbs" / f"{pid}.jpg").write_bytes(jpegs[colour])
 
     neighbours: dict[str, list[list[Any]]] = {}
     for i, product in enumerate(products):
@@ -127,31 +132,29 @@ def make_fake_precomputed(
             [products[j]["id"], round(s, 6)] for j, s in zip(pool, scores, strict=True)
         ]
 
-    meta = {
-        "schema_version": 1,
-        "created_at": "2025-01-02T03:04:05+00:00",
-        "n_products": n_products,
-        "k": k,
-        "metric": metric,
-        "group_by": None,
-        "model": {
+    meta = precomputed_meta(
+        n_products=n_products,
+        k=k,
+        metric=metric,
+        group_by=None,
+        model={
             "name": "mobilenet-v1-fake",
             "layer": "dw13-gap",
             "weights": "fake (tests/fake_precomputed.py)",
             "weights_sha256": "0" * 64,
             "input_size": [224, 224],
-            "dim": 16,
+            "dim": FAKE_DIM,
+            "resize": "pad",
         },
-        "projection": {"method": "pca", "dims": 2},
-    }
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    (folder / "products.json").write_text(json.dumps(products), encoding="utf-8")
-    (folder / "neighbours.json").write_text(json.dumps(neighbours), encoding="utf-8")
-    (folder / "report.json").write_text("[]", encoding="utf-8")
+        similarity_baseline=0.0,  # the made-up cosine scores are already spread out
+        source={"catalog": "tests/fake_precomputed.py", "n_rows": n_products, "n_skipped": 0},
+        created_at="2025-01-02T03:04:05+00:00",
+    )
+    vectors = None
     if embeddings:
-        import numpy as np  # dev/test dependency only
-
-        vectors = np.random.default_rng(seed).standard_normal((n_products, 16))
+        vectors = np.random.default_rng(seed).standard_normal((n_products, FAKE_DIM))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        np.save(folder / "embeddings.npy", vectors.astype(np.float16))
-    return folder
+    return write_precomputed(
+        folder, meta, products, neighbours, vectors,
+        (lambda p: thumb_of[p["id"]]) if thumbs else None, [],
+    )
