@@ -21,6 +21,7 @@ from .precomputed import (
     SCHEMA_VERSION,
     THUMBS_DIR,
 )
+from .shop_index import write_shop_index
 
 REPORT_FILE = "report.json"
 
@@ -166,6 +167,7 @@ def write_precomputed(
         dump_json(neighbours, tmp / NEIGHBOURS_FILE)
         dump_json(report, tmp / REPORT_FILE, indent=1)
         dump_json(meta, tmp / META_FILE, indent=2)  # last: its presence marks a whole folder
+        write_shop_index(tmp, products, neighbours)  # the app's index (records meta.json)
         if out.exists():
             old_dir = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old_dir)
