@@ -89,7 +89,8 @@ def explore_view(shop: Shop, rest: str = "", search: str = "") -> View:
     """The page for `/explore`."""
     names = [f.name for f in shop.facets]
     attr = chosen_attribute(shop, None)
-    shown = min(shop.n_mapped, len(shop.map_points(None))) if shop.n_mapped else 0
+    figure = cached_figure(shop, attr)
+    shown = sum(len(trace["x"]) for trace in figure["data"])
     count = (f"{shop.n_mapped:,} products" if shown == shop.n_mapped
              else f"{shown:,} of {shop.n_mapped:,} products")
     layout = html.Div(
@@ -110,7 +111,7 @@ def explore_view(shop: Shop, rest: str = "", search: str = "") -> View:
                 className="g-2 mb-2 align-items-center",
             ) if names else None,
             dbc.Card(
-                dcc.Graph(id="explore-graph", figure=cached_figure(shop, attr),
+                dcc.Graph(id="explore-graph", figure=figure,
                           config={"displaylogo": False, "scrollZoom": True,
                                   "modeBarButtonsToRemove": ["lasso2d", "select2d"]}),
                 body=True, className="p-1",
