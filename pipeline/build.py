@@ -27,7 +27,7 @@ from .similarity import DEFAULT_BLOCK, Metric, l2_normalise, top_k_neighbours
 from .writer import precomputed_meta, thumb_ref, write_precomputed
 
 PAIRWISE_SUFFIXES = (".csv", ".pkl", ".pickle", ".npy")
-SLUG_BUDGET_MB = 300.0  # of Heroku's 500 MB slug; the installed packages take ~130 MB
+SLUG_BUDGET_MB = 300.0  # of Heroku's 500 MB slug, leaving room for the installed packages
 
 
 class BuildError(RuntimeError):
