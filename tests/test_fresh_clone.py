@@ -1,8 +1,11 @@
 """A fresh clone serves dynamic mode: the demo's model ships inside the repository.
 
-The files git tracks (their working-tree versions) are copied to a temporary folder with
-no `../shared` beside it, and `python app.py --dynamic` is started there with this
-project's interpreter and a PYTHONPATH pointing at the copy, so the copy's code runs.
+The files git tracks (their working-tree versions; a new file counts once it is
+`git add`ed) are copied to a temporary folder with no `../shared` beside it, and
+`python app.py --dynamic` is started there with this project's interpreter and a
+PYTHONPATH pointing at the copy, so the copy's code runs. The editable install's import
+finder is taken out first: it would otherwise supply any package the copy lacks from
+this working tree.
 """
 
 from __future__ import annotations
@@ -50,6 +53,16 @@ def copy_tracked(repo: Path, dest: Path) -> Path:
     return dest
 
 
+# Runs a script as `python SCRIPT ARGS...` would, without the editable install's finder.
+WITHOUT_EDITABLE_FINDER = """\
+import runpy, sys
+sys.meta_path[:] = [f for f in sys.meta_path
+                    if not getattr(f, "__module__", "").startswith("__editable__")]
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
@@ -80,7 +93,8 @@ def test_fresh_clone_serves_dynamic_mode(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "app.py", "--dynamic", "--port", str(port), "--host", "127.0.0.1"],
+            [sys.executable, "-c", WITHOUT_EDITABLE_FINDER,
+             "app.py", "--dynamic", "--port", str(port), "--host", "127.0.0.1"],
             cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     try:
