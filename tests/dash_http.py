@@ -19,17 +19,24 @@ def render_payload(pathname: Any, search: Any = "") -> dict[str, Any]:
     }
 
 
+CATALOG_OUTPUT = (
+    "..catalog-grid.children...catalog-count.children...catalog-pagination.max_value"
+    "...catalog-pagination.active_page...catalog-search.value...catalog-sort.value..."
+    '{"attr":["ALL"],"type":"catalog-filter"}.value...catalog-url.search...page-title.data'
+    "@e50f5689b5c7ce4fa913bc0873af1cd7f4abca07c1c09a29591056f0cfb31086.."
+)
+
+
 def catalog_payload(
     facets: list[str], q: Any = "", sort: Any = "featured", values: Any = None,
     page: Any = 1, url_search: Any = "", changed: str = "catalog-search.value",
+    output: str = CATALOG_OUTPUT, pathname: Any = "/",
 ) -> dict[str, Any]:
-    """The catalog callback's request; `values` maps facet name -> selected values."""
+    """The catalog callback's request; `values` maps facet name -> selected values.
+    `output` is the callback's id from /_dash-dependencies (page-title.data has a hash)."""
     values = values or {}
     filters = [{"id": {"type": "catalog-filter", "attr": name}, "property": "value",
                 "value": values.get(name, [])} for name in facets]
-    output = ("..catalog-grid.children...catalog-count.children...catalog-pagination.max_value"
-              "...catalog-pagination.active_page...catalog-search.value...catalog-sort.value..."
-              '{"attr":["ALL"],"type":"catalog-filter"}.value...catalog-url.search..')
     return {
         "output": output,
         "outputs": [
@@ -41,6 +48,7 @@ def catalog_payload(
             {"id": "catalog-sort", "property": "value"},
             [{"id": f["id"], "property": "value"} for f in filters],
             {"id": "catalog-url", "property": "search"},
+            {"id": "page-title", "property": "data"},
         ],
         "inputs": [
             {"id": "catalog-url", "property": "search", "value": url_search},
@@ -49,7 +57,7 @@ def catalog_payload(
             filters,
             {"id": "catalog-pagination", "property": "active_page", "value": page},
         ],
-        "state": [],
+        "state": [{"id": "catalog-url", "property": "pathname", "value": pathname}],
         "changedPropIds": [changed],
     }
 

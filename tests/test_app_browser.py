@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 
-import app as lookalike
+from shopfront import create_app
+from shopfront.pages.catalog import PAGE_SIZE
+from shopfront.query import CatalogQuery
 
 pytestmark = pytest.mark.browser
 
@@ -64,15 +66,46 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
+def wait_title(dash_duo: Any, predicate: Any, timeout: float = 10) -> str:
+    """Wait until the document title satisfies `predicate`; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        title = dash_duo.driver.title
+        if predicate(title):
+            return title
+        time.sleep(0.1)
+    raise AssertionError(f"title {dash_duo.driver.title!r} never matched")
+
+
+def console_errors(dash_duo: Any, not_found: tuple[str, ...] = ()) -> list[dict]:
+    """The browser's console errors, less the 404 of each page URL in `not_found` (the
+    server answers an unknown page with HTTP 404, which Chromium logs), and check that
+    each of those was indeed answered with a 404."""
+    logs = dash_duo.get_logs()
+    expected = {f"{dash_duo.server_url.rstrip('/')}{path} - Failed to load resource: the "
+                "server responded with a status of 404 (NOT FOUND)" for path in not_found}
+    seen = {e["message"] for e in logs if e["source"] == "network"} & expected
+    assert seen == expected, logs
+    return [e for e in logs if e["message"] not in expected]
+
+
+def push_path(dash_duo: Any, path: str) -> None:
+    """Client-side navigation to `path`, as a dcc.Link click does (no page load)."""
+    dash_duo.driver.execute_script(
+        "window.history.pushState({}, '', arguments[0]);"
+        "window.dispatchEvent(new CustomEvent('_dashprivate_pushstate'));", path)
+
+
 def test_shopper_journey(dash_duo: Any, fake_folder: Path, shots: Path) -> None:
-    catalog = lookalike.Catalog.load(fake_folder)
-    dash_duo.start_server(lookalike.create_app(fake_folder))
+    front = create_app(fake_folder)
+    shop = front.shop
+    dash_duo.start_server(front.app)
     base = dash_duo.server_url.rstrip("/")
 
     # Catalog: a page of cards with thumbnails served by the app.
     wait_text(dash_duo, "#catalog-count", lambda t: t.startswith("120 products"))
     cards = dash_duo.find_elements("#catalog-grid .product-link")
-    assert len(cards) == lookalike.PAGE_SIZE
+    assert len(cards) == PAGE_SIZE
     dash_duo.wait_for_element("#catalog-grid img")
     loaded = dash_duo.driver.execute_script(
         "return [...document.querySelectorAll('#catalog-grid img')]"
@@ -82,21 +115,24 @@ def test_shopper_journey(dash_duo: Any, fake_folder: Path, shots: Path) -> None:
     # Markup in a scraped title is shown as text, not interpreted.
     assert dash_duo.driver.find_elements_by_css_selector("#catalog-grid script") == []
     first_title = dash_duo.find_elements("#catalog-grid .product-title")[0].text
-    assert first_title == catalog.items[0].title
+    assert first_title == shop.matching(CatalogQuery(), PAGE_SIZE)[2][0].title
+    catalog_title = wait_title(dash_duo, lambda t: t.startswith("Shop the catalog"))
     screenshot(dash_duo, shots, "catalog")
 
     # Search: the grid, the count and the URL follow.
-    n_red = len(catalog.matching(lookalike.CatalogQuery(q="red")))
+    n_red = shop.matching(CatalogQuery(q="red"), PAGE_SIZE)[0]
     dash_duo.find_element("#catalog-search").send_keys("red")
     wait_text(dash_duo, "#catalog-count", lambda t: t.startswith(f"{n_red} product"))
     wait_url(dash_duo, lambda u: "q=red" in u)
+    wait_title(dash_duo, lambda t: t.startswith("“red” – search"))
 
     # Filter by an attribute built from the data.
-    men = dict(catalog.facets[0].options)["Men"]
+    gender = shop.facet("gender")
+    assert gender is not None
+    men = dict(gender.options)["Men"]
     dash_duo.select_dcc_dropdown('[id*="catalog-filter"][id*="gender"]', value=f"Men ({men})")
-    n_red_men = len(
-        catalog.matching(lookalike.CatalogQuery(q="red", filters=(("gender", ("Men",)),)))
-    )
+    n_red_men = shop.matching(
+        CatalogQuery(q="red", filters=(("gender", ("Men",)),)), PAGE_SIZE)[0]
     wait_text(dash_duo, "#catalog-count", lambda t: t.startswith(f"{n_red_men} product"))
     wait_url(dash_duo, lambda u: "gender=Men" in u)
     dash_duo.driver.find_element_by_tag_name("body").click()  # close the dropdown menu
@@ -105,12 +141,16 @@ def test_shopper_journey(dash_duo: Any, fake_folder: Path, shots: Path) -> None:
     target = dash_duo.find_elements("#catalog-grid .product-link")[0]
     target_id = target.get_attribute("href").rsplit("/", 1)[1]
     target.click()
-    item = catalog.item(target_id)
-    assert item is not None
+    found = shop.neighbours(target_id)
+    assert found is not None
+    item, neighbours = found
     wait_text(dash_duo, "#product-title", lambda t: t == item.title)
     assert dash_duo.driver.current_url == f"{base}/product/{target_id}"
+    # Client-side navigation gives each page its own <title>.
+    product_title = wait_title(dash_duo, lambda t: item.title in t)
+    assert product_title != catalog_title
     similar = dash_duo.find_elements("#similar-products .product-link")
-    assert len(similar) == len(catalog.neighbours[catalog.index[target_id]]) == 8
+    assert len(similar) == len(neighbours) == 8
     badges = [e.text for e in dash_duo.find_elements("#similar-products .match-text")]
     assert all(b.endswith("% match") for b in badges), badges
     screenshot(dash_duo, shots, "product")
@@ -118,9 +158,10 @@ def test_shopper_journey(dash_duo: Any, fake_folder: Path, shots: Path) -> None:
     # Click a similar product: its page.
     neighbour_id = similar[0].get_attribute("href").rsplit("/", 1)[1]
     similar[0].click()
-    neighbour = catalog.item(neighbour_id)
+    neighbour = shop.item(neighbour_id)
     assert neighbour is not None
     wait_text(dash_duo, "#product-title", lambda t: t == neighbour.title)
+    wait_title(dash_duo, lambda t: neighbour.title in t)
 
     # Back button: the previous product, then the catalog as it was left.
     dash_duo.driver.back()
@@ -128,6 +169,7 @@ def test_shopper_journey(dash_duo: Any, fake_folder: Path, shots: Path) -> None:
     dash_duo.driver.back()
     wait_text(dash_duo, "#catalog-count", lambda t: t.startswith(f"{n_red_men} product"))
     assert dash_duo.find_element("#catalog-search").get_attribute("value") == "red"
+    wait_title(dash_duo, lambda t: t.startswith("“red” – search"))
 
     # Explore: the map, coloured by an attribute; clicking a point opens its product.
     dash_duo.find_element('.site-nav a[href="/explore"]').click()
@@ -147,21 +189,46 @@ def test_shopper_journey(dash_duo: Any, fake_folder: Path, shots: Path) -> None:
     dash_duo.find_element('.site-nav a[href="/about"]').click()
     about = wait_text(dash_duo, "#about-table", lambda t: "mobilenet-v1-fake" in t)
     assert "dw13-gap" in about and "120" in about
+    wait_title(dash_duo, lambda t: t.startswith("How it works"))
     screenshot(dash_duo, shots, "about")
+
+    # An unknown path reached without a page load: the 404 page, titled as such.
+    push_path(dash_duo, "/no-such-page")
+    wait_text(dash_duo, "#not-found-message", lambda t: t == "There is no page at this address.")
+    wait_title(dash_duo, lambda t: t.startswith("Page not found"))
 
     # Unknown product: a friendly 404, not a crash.
     dash_duo.driver.get(f"{base}/product/no-such-product")
     message = wait_text(dash_duo, "#not-found-message", lambda t: "no-such-product" in t)
     assert "couldn't find" in message
+    wait_title(dash_duo, lambda t: t.startswith("Page not found"))
     dash_duo.find_element("#not-found a").click()
     wait_text(dash_duo, "#catalog-count", lambda t: t.startswith("120 products"))
 
-    assert dash_duo.get_logs() == [], "browser console errors"
+    assert console_errors(dash_duo, ("/product/no-such-product",)) == [], "console errors"
+
+
+def test_unknown_path_shows_the_404_page(dash_duo: Any, fake_folder_euclidean: Path) -> None:
+    dash_duo.start_server(create_app(fake_folder_euclidean).app)
+    base = dash_duo.server_url.rstrip("/")
+    dash_duo.driver.get(f"{base}/no-such-page")
+    # Drawn by Dash itself (in the router's #page-content), not only the server's first frame.
+    message = wait_text(dash_duo, "#page-content #not-found-message", bool)
+    assert message == "There is no page at this address."
+    assert "Nothing looks like this" in dash_duo.find_element("#not-found").text
+    wait_title(dash_duo, lambda t: t.startswith("Page not found"))
+    assert dash_duo.driver.current_url == f"{base}/no-such-page"
+    # Its link leads back to the catalog.
+    dash_duo.find_element("#page-content #not-found a").click()
+    wait_text(dash_duo, "#catalog-count", lambda t: t.startswith("40 products"))
+    wait_title(dash_duo, lambda t: t.startswith("Shop the catalog"))
+    assert dash_duo.driver.current_url == f"{base}/"
+    assert console_errors(dash_duo, ("/no-such-page",)) == [], "browser console errors"
 
 
 def test_euclidean_product_page(dash_duo: Any, fake_folder_euclidean: Path, shots: Path
                                 ) -> None:
-    dash_duo.start_server(lookalike.create_app(fake_folder_euclidean))
+    dash_duo.start_server(create_app(fake_folder_euclidean).app)
     dash_duo.driver.get(dash_duo.server_url.rstrip("/") + "/product/p02")
     dash_duo.wait_for_element("#similar-products .match-text")
     badges = [e.text for e in dash_duo.find_elements("#similar-products .match-text")]

@@ -22,10 +22,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import dash_bootstrap_components as dbc
 import pytest
+from dash import no_update
 from PIL import Image
 
 import app as lookalike
+from shopfront import ShopFront, render_page
+from shopfront.dynamic import create_dynamic_app
+from shopfront.pages import search as photo_search
+from shopfront.query import CatalogQuery
+from shopfront.text import product_href
 from tests.pipeline_helpers import FASHION, build_fashion_subset, needs_shared
 from tests.test_app_pages import prop, texts, walk
 
@@ -57,14 +64,26 @@ def fashion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]
 
 
 @pytest.fixture(scope="module")
-def dyn_app(fashion: tuple[Path, list[dict]]) -> Any:
-    """The dynamic app, built lazily (no model yet), as `python app.py --dynamic` does."""
-    return lookalike.create_dynamic_app(fashion[0])
+def dyn_app(fashion: tuple[Path, list[dict]]) -> tuple[ShopFront, Any]:
+    """The dynamic shop front and its PhotoSearcher, built lazily (no model yet), as
+    `python app.py --dynamic` does."""
+    return create_dynamic_app(fashion[0])
 
 
-def search(dyn_app: Any, data: bytes, mime: str = "image/jpeg", filename: str = "x.jpg") -> Any:
-    return lookalike.search_results(dyn_app.searcher, dyn_app.catalog, data_url(data, mime),
-                                    filename)
+@pytest.fixture(scope="module")
+def front(dyn_app: tuple[ShopFront, Any]) -> ShopFront:
+    return dyn_app[0]
+
+
+@pytest.fixture(scope="module")
+def searcher(dyn_app: tuple[ShopFront, Any]) -> Any:
+    return dyn_app[1]
+
+
+def search(dyn_app: tuple[ShopFront, Any], data: bytes, mime: str = "image/jpeg",
+           filename: str = "x.jpg") -> Any:
+    front, searcher = dyn_app
+    return photo_search.search_results(searcher, front.shop, data_url(data, mime), filename)
 
 
 def cards(layout: Any) -> list[str]:
@@ -83,37 +102,42 @@ def error_text(layout: Any) -> str | None:
 # --------------------------------------------------------------------------- the callback
 
 
-def test_model_loads_on_first_search_then_stays(dyn_app: Any, fashion: Any) -> None:
-    searcher = dyn_app.searcher
+def test_model_loads_on_first_search_then_stays(
+    dyn_app: Any, front: ShopFront, searcher: Any
+) -> None:
     assert searcher.state == "not loaded"
-    page = lookalike.render_page(dyn_app.catalog, "/search", "", dyn_app.pages)
+    view = render_page(front.shop, front.pages, "/search", "")
+    assert view.head.status == 200 and view.head.title == "Search by photo"
+    page = view.layout
     assert any("loads on the first search" in t for t in texts(page))
     upload = next(n for n in walk(page) if getattr(n, "id", None) == "photo-upload")
     assert upload.accept == "image/*" and upload.max_size == 10 * 2**20
     spinner = next(n for n in walk(page) if getattr(n, "id", None) == "photo-loading")
     assert "Loading the model (first search only)…" in texts(spinner.custom_spinner)
 
-    pid = dyn_app.searcher.ids[7]
+    pid = searcher.ids[7]
     layout = search(dyn_app, photo(pid))
     assert searcher.state == "ready"
     assert cards(layout)[0] == pid  # a catalog photo finds itself first
     model = searcher._extractor
     search(dyn_app, photo(pid))
     assert searcher._extractor is model  # loaded once per process
-    assert lookalike.model_status(searcher).startswith("Model ready")
-    assert texts(lookalike.loading_message(searcher)) == ["Finding look-alikes…"]
+    assert photo_search.model_status(searcher).startswith("Model ready")
+    assert texts(photo_search.loading_message(searcher)) == ["Finding look-alikes…"]
 
 
-def test_held_out_photos_show_preview_vote_and_look_alikes(dyn_app: Any, fashion: Any) -> None:
+def test_held_out_photos_show_preview_vote_and_look_alikes(
+    dyn_app: Any, front: ShopFront, fashion: Any
+) -> None:
     _, held_out = fashion
-    catalog = dyn_app.catalog
+    shop = front.shop
     shares, votes = [], 0
     for row in held_out:
         layout = search(dyn_app, photo(row["id"]), filename=f"{row['id']}.jpg")
         assert error_text(layout) is None
         ids = cards(layout)
         assert len(ids) == 5
-        shares.append(sum(catalog.item(i).attrs["articleType"] == row["articleType"]
+        shares.append(sum(shop.item(i).attrs["articleType"] == row["articleType"]
                           for i in ids) / 5)
         vote = texts(next(n for n in walk(layout)
                           if isinstance(n, dict) and prop(n, "id") == "photo-vote"))
@@ -131,10 +155,10 @@ def test_held_out_photos_show_preview_vote_and_look_alikes(dyn_app: Any, fashion
     src = prop(preview, "src")
     assert src.startswith("data:image/jpeg;base64,")
     img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
-    assert max(img.size) <= lookalike.PREVIEW_SIDE
+    assert max(img.size) <= photo_search.PREVIEW_SIDE
     hrefs = [prop(n, "href") for n in walk(layout)
              if isinstance(n, dict) and n.get("type") == "Link"]
-    assert hrefs == [lookalike.product_href(i) for i in cards(layout)]
+    assert hrefs == [product_href(i) for i in cards(layout)]
     assert any(t.startswith("Compared with 400 products in") for t in all_texts)
 
 
@@ -166,9 +190,9 @@ def _animated(pid: str) -> bytes:
     ids=["cmyk-jpeg", "16-bit-png", "rgba-png", "animated-gif"],
 )
 def test_odd_but_valid_photos_are_searched(
-    dyn_app: Any, make: Any, mime: str, finds_itself: bool
+    dyn_app: Any, searcher: Any, make: Any, mime: str, finds_itself: bool
 ) -> None:
-    pid = dyn_app.searcher.ids[3]
+    pid = searcher.ids[3]
     layout = search(dyn_app, make(pid), mime)
     assert error_text(layout) is None
     assert len(cards(layout)) == 5
@@ -200,19 +224,19 @@ def test_bad_uploads_show_a_message(dyn_app: Any, make: Any, mime: str, message:
     assert cards(layout) == []
 
 
-def test_tabs_uploading_at_once_get_their_own_results(dyn_app: Any) -> None:
-    pids = dyn_app.searcher.ids[20:28]
+def test_tabs_uploading_at_once_get_their_own_results(dyn_app: Any, searcher: Any) -> None:
+    pids = searcher.ids[20:28]
     alone = [cards(search(dyn_app, photo(p))) for p in pids]
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(lambda p: cards(search(dyn_app, photo(p))), pids))
     assert together == alone and [c[0] for c in alone] == pids
 
 
-def test_memory_does_not_grow_with_uploads(dyn_app: Any) -> None:
+def test_memory_does_not_grow_with_uploads(dyn_app: Any, searcher: Any) -> None:
     psutil = pytest.importorskip("psutil")
     process = psutil.Process()
-    uploads = [(photo(dyn_app.searcher.ids[1]), "image/jpeg"), (_bomb(), "image/png"),
-               (photo("10015")[:500], "image/jpeg"), (_cmyk_jpeg(dyn_app.searcher.ids[2]),
+    uploads = [(photo(searcher.ids[1]), "image/jpeg"), (_bomb(), "image/png"),
+               (photo("10015")[:500], "image/jpeg"), (_cmyk_jpeg(searcher.ids[2]),
                                                        "image/jpeg")]
     for data, mime in uploads:
         search(dyn_app, data, mime)
@@ -224,24 +248,26 @@ def test_memory_does_not_grow_with_uploads(dyn_app: Any) -> None:
 
 def test_files_refused_before_upload_get_messages() -> None:
     limit = 10 * 2**20
-    pdf = lookalike.rejected_upload_alert({"name": "a.pdf", "type": "application/pdf",
-                                           "size": 10}, limit)
+    pdf = photo_search.rejected_upload_alert({"name": "a.pdf", "type": "application/pdf",
+                                              "size": 10}, limit)
     assert "not an image (application/pdf)" in " ".join(texts(pdf))
-    big = lookalike.rejected_upload_alert({"name": "big.jpg", "type": "image/jpeg",
-                                           "size": 14.5 * 2**20}, limit)
+    big = photo_search.rejected_upload_alert({"name": "big.jpg", "type": "image/jpeg",
+                                              "size": 14.5 * 2**20}, limit)
     assert "14.5 MB; photos can be at most 10 MB" in " ".join(texts(big))
-    assert lookalike.rejected_upload_alert(None, limit) is lookalike.no_update
+    assert photo_search.rejected_upload_alert(None, limit) is no_update
 
 
-def test_callback_over_http_keeps_serving_after_bad_uploads(dyn_app: Any) -> None:
-    client = dyn_app.server.test_client()
+def test_callback_over_http_keeps_serving_after_bad_uploads(
+    front: ShopFront, searcher: Any
+) -> None:
+    client = front.server.test_client()
 
     outputs = [("photo-results", "children"), ("photo-upload", "contents"),
                ("photo-model-status", "children"), ("photo-loading", "custom_spinner")]
 
     def upload(contents: str) -> str:
         response = client.post("/_dash-update-component", json={
-            "output": next(k for k in dyn_app.callback_map if "photo-results.children" in k),
+            "output": next(k for k in front.app.callback_map if "photo-results.children" in k),
             "outputs": [{"id": i, "property": p} for i, p in outputs],
             "inputs": [{"id": "photo-upload", "property": "contents", "value": contents},
                        {"id": "photo-rejected", "property": "data", "value": None}],
@@ -253,25 +279,31 @@ def test_callback_over_http_keeps_serving_after_bad_uploads(dyn_app: Any) -> Non
         assert body["photo-upload"]["contents"] is None  # the same file can come again
         return json.dumps(body["photo-results"])
 
-    pid = dyn_app.searcher.ids[5]
+    pid = searcher.ids[5]
     assert "photo-error" in upload(data_url(_bomb(), "image/png"))
     assert "photo-error" in upload(data_url(b"garbage", "image/jpeg"))
     good = upload(data_url(photo(pid)))
     assert "photo-error" not in good and f'"id": "{pid}"' in good
+    # The largest upload the page sends (a file just over 10 MB, 14 MB as base64) reaches
+    # the callback, which explains the limit: dynamic mode's request limit is above it.
+    over = upload(data_url(b"\xff\xd8" + b"x" * (10 * 2**20 + 10)))
+    assert "photo-error" in over and "larger than 10 MB" in over
     too_big = client.post("/_dash-update-component", data=b"x" * (17 * 2**20),
                           content_type="application/json")
     assert too_big.status_code == 413  # refused before it is read into memory
     assert client.get("/search").status_code == 200
 
 
-def test_navbar_and_static_pages_in_dynamic_mode(dyn_app: Any) -> None:
-    labels = [p.label for p in dyn_app.pages if p.label]
+def test_navbar_and_static_pages_in_dynamic_mode(front: ShopFront) -> None:
+    labels = [p.label for p in front.pages if p.label]
     assert labels == ["Catalog", "Explore", "About", "Search by photo"]
-    nav = texts(lookalike.navbar(sorted(dyn_app.pages, key=lambda p: p.path == "/about"), ""))
-    assert nav.index("Search by photo") < nav.index("About")
-    some_id = dyn_app.catalog.items[0].id
-    product = lookalike.render_page(dyn_app.catalog, f"/product/{some_id}", "", dyn_app.pages)
-    assert len(cards(product)) == 5
+    bar = next(n for n in walk(front.app.layout) if isinstance(n, dbc.Navbar))
+    nav = texts(bar)
+    assert nav.index("Search by photo") < nav.index("About")  # About stays last
+    _, _, first = front.shop.matching(CatalogQuery(), 1)
+    product = render_page(front.shop, front.pages, f"/product/{first[0].id}", "")
+    assert product.head.status == 200 and product.head.title == first[0].title
+    assert len(cards(product.layout)) == 5
 
 
 # --------------------------------------------------------------------------- start-up
@@ -316,10 +348,11 @@ def test_model_options_need_dynamic(fashion: Any) -> None:
 
 
 GUNICORN_ENTRY = """
-import sys, app
+import sys, app, dash
 s = app.server
-print(type(s).__name__, [p.path for p in app.app.pages][-1], app.app.searcher.state,
-      "tensorflow" in sys.modules)
+page = s.test_client().get("/search")
+print(type(s).__name__, isinstance(app.app, dash.Dash), page.status_code,
+      "loads on the first search" in page.get_data(as_text=True), "tensorflow" in sys.modules)
 """
 
 
@@ -327,8 +360,9 @@ def test_gunicorn_entry_point_dynamic_from_env(fashion: Any, other_model: Path) 
     env = {lookalike.ENV_VAR: str(fashion[0]), lookalike.DYNAMIC_ENV: "1"}
     result = run([], env, GUNICORN_ENTRY)
     assert result.returncode == 0, result.stderr
-    # lazy: the model (and TensorFlow) is not loaded until the first search
-    assert result.stdout.split() == ["Flask", "/search", "not", "loaded", "False"]
+    # The search page is served, and lazily: the model (and TensorFlow) is not loaded
+    # until the first search.
+    assert result.stdout.split() == ["Flask", "True", "200", "True", "False"]
     result = run([], {**env, lookalike.MODEL_ENV: str(other_model)}, GUNICORN_ENTRY)
     assert result.returncode == 3  # gunicorn stops instead of respawning workers
     assert len(result.stderr.strip().splitlines()) == 1 and "model mismatch" in result.stderr
@@ -337,15 +371,16 @@ def test_gunicorn_entry_point_dynamic_from_env(fashion: Any, other_model: Path) 
 @pytest.mark.skipif(shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None,
                     reason="gunicorn not installed")
 def test_gunicorn_preload_loads_the_model_in_the_worker(fashion: Any) -> None:
-    """`--preload` + LOOKALIKE_PRELOAD=1: a model loaded before gunicorn forks would hang
-    the worker's first search (TensorFlow does not survive a fork); it must answer at once."""
+    """The production command (shopfront.gunicorn_conf: `preload_app`) + LOOKALIKE_PRELOAD=1:
+    a model loaded before gunicorn forks would hang the worker's first search (TensorFlow
+    does not survive a fork); it must answer at once."""
     gunicorn = Path(sys.executable).parent / "gunicorn"
     env = {**os.environ, lookalike.ENV_VAR: str(fashion[0]), lookalike.DYNAMIC_ENV: "1",
            lookalike.PRELOAD_ENV: "1"}
     proc = subprocess.Popen(
-        [str(gunicorn), "app:server", "--preload", "--workers", "1", "--bind", "127.0.0.1:0",
-         "--timeout", "20", "--no-control-socket"],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+        [str(gunicorn), "-c", "python:shopfront.gunicorn_conf", "app:server",
+         "--workers", "1", "--bind", "127.0.0.1:0", "--timeout", "20", "--no-control-socket"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     log: list[str] = []
     try:
@@ -409,14 +444,15 @@ def test_shopper_uploads_a_photo(dash_duo: Any, fashion: Any, tmp_path: Path) ->
     folder, held_out = fashion
     shots = Path(os.environ.get("LOOKALIKE_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    dash_app = lookalike.create_dynamic_app(folder)  # lazy: the first upload loads the model
-    catalog = dash_app.catalog
-    dash_duo.start_server(dash_app)
+    front, _ = create_dynamic_app(folder)  # lazy: the first upload loads the model
+    shop = front.shop
+    dash_duo.start_server(front.app)
     driver = dash_duo.driver
 
     dash_duo.find_element('.site-nav a[href="/search"]').click()
     dash_duo.wait_for_element("#photo-upload")
     assert "loads on the first search" in dash_duo.find_element("#photo-model-status").text
+    wait_for(lambda: driver.title.startswith("Search by photo"), 10, "the page title")
 
     query = held_out[0]
     file_input = driver.find_element_by_css_selector("#photo-upload input[type=file]")
@@ -429,8 +465,8 @@ def test_shopper_uploads_a_photo(dash_duo: Any, fashion: Any, tmp_path: Path) ->
                      60, "result cards")
     ids = [a.get_attribute("href").rsplit("/", 1)[1] for a in links]
     assert len(ids) == 5
-    same = sum(catalog.item(i).attrs["articleType"] == query["articleType"] for i in ids)
-    assert same >= 3, (query, [catalog.item(i).attrs["articleType"] for i in ids])
+    same = sum(shop.item(i).attrs["articleType"] == query["articleType"] for i in ids)
+    assert same >= 3, (query, [shop.item(i).attrs["articleType"] for i in ids])
     assert query["articleType"] in dash_duo.find_element("#photo-vote").text
     wait_for(lambda: driver.execute_script(
         "const i = document.getElementById('photo-preview'); return i && i.complete "
@@ -467,7 +503,7 @@ def test_shopper_uploads_a_photo(dash_duo: Any, fashion: Any, tmp_path: Path) ->
     first_id = first.get_attribute("href").rsplit("/", 1)[1]
     first.click()
     wait_for(lambda: dash_duo.find_element("#product-title").text
-             == catalog.item(first_id).title, 10, "product page")
+             == shop.item(first_id).title, 10, "product page")
 
     # A phone: no sideways scroll on the search page.
     driver.set_window_size(390, 1200)

@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import ALL, Dash, Input, Output, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from ..components import grid, product_card
+from ..document import ShopDash
 from ..query import (
     MAX_QUERY_CHARS,
     SORTS,
@@ -103,13 +105,18 @@ def catalog_layout(shop: Shop, query: CatalogQuery) -> html.Div:
     )
 
 
-def catalog_view(shop: Shop, rest: str, search: str) -> View:
-    """The page for `/?...`."""
-    query = parse_catalog_query(search, shop.filter_choices)
+def catalog_head(shop: Shop, query: CatalogQuery) -> Head:
+    """The catalog page's head: its title follows the search text."""
     title = f"“{query.q}” – search" if query.q else "Shop the catalog"
     description = (f"{shop.n_products:,} products. Pick anything you like and see what "
                    "looks like it.")
-    return View(catalog_layout(shop, query), Head(title, description))
+    return Head(title, description)
+
+
+def catalog_view(shop: Shop, rest: str, search: str) -> View:
+    """The page for `/?...`."""
+    query = parse_catalog_query(search, shop.filter_choices)
+    return View(catalog_layout(shop, query), catalog_head(shop, query))
 
 
 def sync_catalog(
@@ -136,7 +143,7 @@ def sync_catalog(
     return body, count, n_pages, shown_page, query.q, query.sort, filter_values, new_search
 
 
-def register_callbacks(app: Dash, shop: Shop) -> None:
+def register_callbacks(app: ShopDash, shop: Shop) -> None:
     """The catalog page's callback: URL <-> controls <-> results."""
     facet_names = [f.name for f in shop.facets]
 
@@ -149,15 +156,19 @@ def register_callbacks(app: Dash, shop: Shop) -> None:
         Output("catalog-sort", "value"),
         Output({"type": "catalog-filter", "attr": ALL}, "value"),
         Output("catalog-url", "search"),
+        Output("page-title", "data", allow_duplicate=True),
         Input("catalog-url", "search"),
         Input("catalog-search", "value"),
         Input("catalog-sort", "value"),
         Input({"type": "catalog-filter", "attr": ALL}, "value"),
         Input("catalog-pagination", "active_page"),
+        State("catalog-url", "pathname"),
         prevent_initial_call=True,
     )
     def _catalog(url_search: Any, q: Any, sort: Any, filter_values: Any,
-                 page: Any) -> tuple[Any, ...]:
+                 page: Any, pathname: Any) -> tuple[Any, ...]:
+        if isinstance(pathname, str) and pathname.rstrip("/"):
+            raise PreventUpdate  # leaving the catalog: its Location saw the next page's URL
         triggered = ctx.triggered_id if isinstance(ctx.triggered_id, str) else ""
         trigger = {"catalog-url": "url", "catalog-pagination": "page"}.get(triggered,
                                                                            "control")
@@ -167,7 +178,8 @@ def register_callbacks(app: Dash, shop: Shop) -> None:
         # Filter outputs follow the order of the filter components on the page.
         by_name = dict(zip(facet_names, result[6], strict=True))
         shown = [by_name.get(a, []) for a in filter_attributes(ctx.outputs_list[6])]
-        return (*result[:6], shown, result[7])
+        title = app.page_title(catalog_head(shop, CatalogQuery(q=result[4])))
+        return (*result[:6], shown, result[7], title)
 
 
 def filter_attributes(entries: Any) -> list[str | None]:
