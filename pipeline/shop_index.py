@@ -28,6 +28,7 @@ from .precomputed import (
     META_FILE,
     NEIGHBOURS_FILE,
     PRODUCTS_FILE,
+    THUMBS_DIR,
     PrecomputedError,
     read_json,
     read_meta,
@@ -80,16 +81,28 @@ def source_signature(folder: Path) -> str:
                       sort_keys=True)
 
 
-def _thumb(folder: Path, product: Mapping[str, Any]) -> str | None:
-    thumb = product.get("thumb") or f"thumbs/{product['id']}.jpg"
-    if thumb.startswith(("https://", "http://")):
-        return thumb
-    path = (folder / thumb).resolve()
-    try:
-        path.relative_to(folder.resolve())
-    except ValueError:  # a thumb path that leaves the folder is never served
-        return None
-    return thumb if path.is_file() else None
+class _ThumbFinder:
+    """Which products' thumbnails exist: one directory listing, not a stat per product."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        try:
+            self.listed = {e.name for e in os.scandir(folder / THUMBS_DIR) if e.is_file()}
+        except OSError:
+            self.listed = set()
+
+    def __call__(self, product: Mapping[str, Any]) -> str | None:
+        """The product's thumb if it is an absolute URL or an existing file inside the
+        folder, else None (a path that leaves the folder is never served)."""
+        thumb = product.get("thumb") or f"{THUMBS_DIR}/{product['id']}.jpg"
+        if thumb.startswith(("https://", "http://")):
+            return thumb
+        parts = thumb.split("/")
+        if thumb.startswith("/") or "\\" in thumb or any(p in ("", ".", "..") for p in parts):
+            return None
+        if len(parts) == 2 and parts[0] == THUMBS_DIR:
+            return thumb if parts[1] in self.listed else None
+        return thumb if (self.folder / thumb).is_file() else None
 
 
 def _ranks(keys: Sequence[Any]) -> list[int]:
@@ -126,6 +139,7 @@ def write_shop_index(
     price_desc = _ranks([(unknown if v is None else -float(v), i) for i, v in enumerate(prices)])
     title_rank = _ranks([(t.casefold(), i) for i, t in enumerate(titles)])
 
+    thumb_of = _ThumbFinder(folder)
     con = sqlite3.connect(tmp)
     try:
         con.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
@@ -136,7 +150,7 @@ def write_shop_index(
                         for nid, score in neighbours.get(str(p["id"])) or ()]
             rows.append((
                 i, str(p["id"]), titles[i], prices[i], p.get("currency") or None,
-                p.get("product_url") or None, _thumb(folder, p),
+                p.get("product_url") or None, thumb_of(p),
                 json.dumps(attrs_of[i], ensure_ascii=False, separators=(",", ":")),
                 xy[0] if xy else None, xy[1] if xy else None,
                 json.dumps(resolved, separators=(",", ":")),
