@@ -137,12 +137,13 @@ def validate_neighbours(
     return neighbours
 
 
-def read_meta(folder: str | Path) -> dict[str, Any]:
-    """Read and check `meta.json` of a precomputed folder (schema version included)."""
+def read_meta(folder: str | Path, required: tuple[str, ...] = REQUIRED_FILES) -> dict[str, Any]:
+    """Read and check `meta.json` of a precomputed folder (schema version included);
+    `required` are the files that must be there."""
     folder = Path(folder)
     if not folder.is_dir():
         raise PrecomputedError(f"{folder}: precomputed folder not found")
-    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    missing = [name for name in required if not (folder / name).is_file()]
     if missing:
         raise PrecomputedError(
             f"{folder}: not a precomputed folder (missing {', '.join(missing)}); "

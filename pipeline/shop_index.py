@@ -73,12 +73,13 @@ CREATE VIRTUAL TABLE search USING fts5 (title, attrs, content='', tokenize='{TOK
 """
 
 
-def source_signature(folder: Path) -> str:
-    """What the index was derived from: meta.json's text and the sizes of the JSON files."""
+def source_signature(folder: Path) -> dict[str, Any]:
+    """What the index was derived from: meta.json's text and the sizes of the JSON files
+    (None for a file that is not there)."""
     meta = (folder / META_FILE).read_bytes()
-    sizes = [(folder / name).stat().st_size for name in (PRODUCTS_FILE, NEIGHBOURS_FILE)]
-    return json.dumps({"meta": meta.decode("utf-8", "replace"), "sizes": sizes},
-                      sort_keys=True)
+    sizes = [(folder / name).stat().st_size if (folder / name).is_file() else None
+             for name in (PRODUCTS_FILE, NEIGHBOURS_FILE)]
+    return {"meta": meta.decode("utf-8", "replace"), "sizes": sizes}
 
 
 class _ThumbFinder:
@@ -166,7 +167,8 @@ def write_shop_index(
         info = {
             "index_version": str(INDEX_VERSION),
             "n_products": str(len(products)),
-            "source": source_signature(folder) if (folder / META_FILE).is_file() else "",
+            "source": json.dumps(source_signature(folder), sort_keys=True)
+                      if (folder / META_FILE).is_file() else "",
         }
         con.executemany("INSERT INTO info VALUES (?, ?)", info.items())
         con.execute("INSERT INTO search(search) VALUES ('optimize')")
@@ -219,17 +221,26 @@ def derive_shop_index(folder: str | Path, out: str | Path | None = None) -> Path
 
 
 def index_is_current(index: Path, folder: Path) -> bool:
-    """Whether `index` is a readable index derived from the folder's current JSON files."""
+    """Whether `index` is a readable index derived from the folder's current files.
+
+    A folder deployed with only meta.json and its index (the JSON files left out of a
+    Heroku slug) is current when meta.json is the one the index was built with.
+    """
     try:
         con = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
         try:
             info = dict(con.execute("SELECT key, value FROM info").fetchall())
         finally:
             con.close()
-        return (info.get("index_version") == str(INDEX_VERSION)
-                and info.get("source") == source_signature(folder))
-    except (sqlite3.Error, OSError):
+        recorded = json.loads(info.get("source") or "{}")
+        current = source_signature(folder)
+    except (sqlite3.Error, OSError, ValueError):
         return False
+    if info.get("index_version") != str(INDEX_VERSION) or not isinstance(recorded, dict):
+        return False
+    if None in current["sizes"]:
+        return recorded.get("meta") == current["meta"]
+    return recorded == current
 
 
 def attribute_values(con: sqlite3.Connection, name: str) -> list[tuple[str, int]]:

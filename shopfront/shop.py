@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pipeline.precomputed import PrecomputedError, read_meta
+from pipeline.precomputed import META_FILE, REQUIRED_FILES, PrecomputedError, read_meta
 from pipeline.shop_index import INDEX_FILE, attribute_values, index_is_current
 
 from .query import RESERVED_QUERY_KEYS, CatalogQuery
@@ -106,7 +106,10 @@ class Shop:
 
     def __init__(self, folder: str | Path, index: Path | None = None) -> None:
         self.folder = Path(folder)
-        self.meta = read_meta(self.folder)
+        # A folder may ship only meta.json and its index (JSON left out of a slug).
+        shipped_index = (self.folder / INDEX_FILE).is_file()
+        self.meta = read_meta(self.folder, (META_FILE, INDEX_FILE) if shipped_index
+                              else REQUIRED_FILES)
         self.index_path = index or ensure_index(self.folder)
         self._local = threading.local()
         con = self._connection()

@@ -284,3 +284,29 @@ def test_folder_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(entry.ENV_VAR, "/somewhere/else")
     assert entry.precomputed_folder() == Path("/somewhere/else")
     assert entry.precomputed_folder("cli/wins") == Path("cli/wins")
+
+
+def test_a_folder_can_ship_only_meta_and_its_index(tmp_path: Path) -> None:
+    folder = make_fake_precomputed(tmp_path / "slim", 30, k=3)
+    for name in ("products.json", "neighbours.json", "embeddings.npy"):
+        (folder / name).unlink(missing_ok=True)
+    shop = Shop(folder)
+    assert shop.n_products == 30 and shop.neighbours("p01") is not None
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["k"] = 99  # a meta.json the index was not built with: refused in one line
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(PrecomputedError, match=r"missing products\.json"):
+        Shop(folder)
+
+
+def test_index_of_an_old_read_only_folder_goes_to_the_temp_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = make_fake_precomputed(tmp_path / "old", 20, k=3)
+    (folder / "shop.sqlite").unlink()  # written before the index existed
+    monkeypatch.setattr("shopfront.shop.os.access", lambda path, mode: False)  # read-only
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    shop = Shop(folder)
+    assert shop.n_products == 20
+    assert shop.index_path.parent == tmp_path and not (folder / "shop.sqlite").exists()
+    assert Shop(folder).index_path == shop.index_path  # derived once, then reused
