@@ -11,6 +11,7 @@ from flask import Flask, Response, abort, jsonify, request, send_from_directory
 from flask_compress import Compress
 from flask_talisman import Talisman
 from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .shop import Shop
 
@@ -58,6 +59,8 @@ def harden(
     """
     server.config["MAX_CONTENT_LENGTH"] = max_request_bytes
     force_https = os.environ.get(FORCE_HTTPS_ENV, "").lower() in ("1", "true", "yes", "on")
+    if force_https:  # behind Heroku's router: trust its X-Forwarded-Proto/Host (page URLs)
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
     Talisman(
         server,
         force_https=force_https,

@@ -266,3 +266,16 @@ def test_damaged_folder_fails_with_one_line(
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and says in result.stderr
+
+
+def test_force_https_behind_a_proxy(fake_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOKALIKE_FORCE_HTTPS", "1")
+    client = create_app(fake_folder).server.test_client()
+    plain = client.get("/product/p001")
+    assert plain.status_code in (301, 302) and plain.headers["Location"].startswith("https://")
+    proxied = client.get("/product/p001", headers={"X-Forwarded-Proto": "https",
+                                                   "X-Forwarded-Host": "shop.example"})
+    assert proxied.status_code == 200
+    assert "max-age=" in proxied.headers["Strict-Transport-Security"]
+    page = proxied.get_data(as_text=True)
+    assert 'content="https://shop.example/thumbs/p001.jpg"' in page  # og:image
