@@ -164,4 +164,12 @@ class ShopDash(Dash):
                            + head_tags(view.head, self._site_name, request.url))
         kwargs["app_entry"] = (f'<div id="react-entry-point">{self._frame(view.layout)}'
                                "</div>")
+        kwargs["scripts"] = without_polyfill(kwargs.get("scripts", ""))
         return super().interpolate_index(**kwargs)
+
+
+def without_polyfill(scripts: str) -> str:
+    """Dash's script tags without @babel/polyfill: 96 KB (31 KB compressed) of ES5 shims
+    that every browser Dash 4 supports already has built in."""
+    return "\n".join(line for line in scripts.splitlines()
+                     if "/deps/polyfill@" not in line)

@@ -3,10 +3,13 @@ caching and thumbnails. Everything a hostile or merely odd request meets first."
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
+import brotli
 from flask import Flask, Response, abort, jsonify, request, send_from_directory
 from flask_compress import Compress
 from flask_talisman import Talisman
@@ -21,6 +24,8 @@ STATIC_MAX_REQUEST_BYTES = 256 * 2**10  # the largest real callback is a few KB
 THUMB_MAX_AGE = 7 * 24 * 3600  # thumbnails only change with a rebuild
 VERSIONED_MAX_AGE = 365 * 24 * 3600  # URLs that change whenever the file does
 FORCE_HTTPS_ENV = "LOOKALIKE_FORCE_HTTPS"
+COMPRESSED_ONCE = {"application/javascript", "text/javascript", "text/css", "image/svg+xml"}
+MAX_PRECOMPRESSED = 256
 CALLBACK_PATH = "/_dash-update-component"
 
 
@@ -44,6 +49,13 @@ def content_security_policy(script_hashes: Sequence[str],
         "form-action": "'self'",
         "frame-ancestors": "'none'",
     }
+
+
+def is_versioned(path: str, args: Any) -> bool:
+    """Whether a URL names one version of a file: Dash's fingerprinted component suites
+    (`.v4_4_1m123.js`) and assets with their `?m=` modification time."""
+    return (path.startswith("/assets/") and "m" in args) or (
+        path.startswith("/_dash-component-suites/") and ".m" in path)
 
 
 def harden(
@@ -79,16 +91,34 @@ def harden(
                             "text/javascript", "application/json", "image/svg+xml"],
     )
     Compress(server)
+    precompressed: dict[tuple[str, str], bytes] = {}
 
+    # Registered after Compress, so it runs first (Flask runs these in reverse order):
+    # versioned files never change, so each is compressed once, at the highest level.
     @server.after_request
     def _cache_versioned(response: Response) -> Response:
-        path = request.path
-        versioned = (path.startswith("/assets/") and "m" in request.args) or (
-            path.startswith("/_dash-component-suites/") and ".m" in path)
-        if versioned and response.status_code == 200:
-            response.cache_control.public = True
-            response.cache_control.max_age = VERSIONED_MAX_AGE
-            response.cache_control.immutable = True
+        if not is_versioned(request.path, request.args) or response.status_code != 200:
+            return response
+        response.cache_control.public = True
+        response.cache_control.max_age = VERSIONED_MAX_AGE
+        response.cache_control.immutable = True
+        accepted = request.headers.get("Accept-Encoding", "").lower()
+        encoding = next((e for e in ("br", "gzip") if e in accepted), None)
+        if encoding is None or response.mimetype not in COMPRESSED_ONCE:
+            return response
+        key = (request.path, encoding)
+        body = precompressed.get(key)
+        if body is None:
+            response.direct_passthrough = False
+            data = response.get_data()
+            body = (brotli.compress(data, quality=11) if encoding == "br"
+                    else gzip.compress(data, compresslevel=9, mtime=0))
+            if len(precompressed) < MAX_PRECOMPRESSED:  # a finite set of files anyway
+                precompressed[key] = body
+        response.direct_passthrough = False
+        response.set_data(body)
+        response.headers["Content-Encoding"] = encoding
+        response.vary.add("Accept-Encoding")
         return response
 
     @server.errorhandler(Exception)

@@ -120,10 +120,13 @@ def test_compression_and_cache_lifetimes(server: str) -> None:
     assert headers["content-encoding"] == "gzip" and b"<title>" in gzip.decompress(body)
     page = get(server, "/")[2].decode()
     scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert not any("polyfill" in src for src in scripts)  # ES5 shims no browser needs
     dash_js = next(s for s in scripts if "_dash-component-suites" in s and "dash_renderer" in s)
     status, headers, body = get(server, dash_js, {"Accept-Encoding": "br, gzip"})
     assert status == 200 and headers["content-encoding"] in ("br", "gzip")
     assert "max-age=31536000" in headers["cache-control"]
+    again = get(server, dash_js, {"Accept-Encoding": "br"})
+    assert again[2] == body or headers["content-encoding"] != "br"  # compressed once, reused
     css = re.search(r'<link rel="stylesheet" href="(/assets/bootstrap\.min\.css\?m=[^"]+)"', page)
     assert css, "versioned asset URL"
     status, headers, body = get(server, css.group(1), {"Accept-Encoding": "br"})
