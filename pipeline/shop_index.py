@@ -37,7 +37,7 @@ from .precomputed import (
 )
 
 INDEX_FILE = "shop.sqlite"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 # Attributes with more distinct values than this get no value -> rows table (ids, titles).
 MAX_INDEXED_VALUES = 1000
 TOKENIZER = "unicode61 remove_diacritics 2"
@@ -62,14 +62,15 @@ CREATE TABLE attr_values (
     value_id INTEGER PRIMARY KEY, name TEXT NOT NULL, value TEXT NOT NULL, count INTEGER NOT NULL,
     UNIQUE (name, value)
 );
-CREATE TABLE attr_rows (
-    value_id INTEGER NOT NULL, row INTEGER NOT NULL, PRIMARY KEY (value_id, row)
-) WITHOUT ROWID;
 CREATE TABLE attr_stats (
     name TEXT PRIMARY KEY, position INTEGER NOT NULL, n_values INTEGER NOT NULL,
     covered INTEGER NOT NULL, indexed INTEGER NOT NULL
 );
-CREATE VIRTUAL TABLE search USING fts5 (title, attrs, content='', tokenize='{TOKENIZER}');
+-- Words of the title and attribute values, and one tag per indexed attribute value
+-- (`t<value_id>`), so search and filters are a single MATCH on a narrow index.
+CREATE VIRTUAL TABLE search USING fts5 (
+    title, attrs, tags, content='', columnsize=0, detail=column, tokenize='{TOKENIZER}'
+);
 """
 
 
@@ -159,11 +160,12 @@ def write_shop_index(
             ))
         con.executemany("INSERT INTO products VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         del rows
+        tags = _write_attributes(con, attrs_of)
         con.executemany(
-            "INSERT INTO search (rowid, title, attrs) VALUES (?, ?, ?)",
-            ((i, titles[i], " ".join(attrs_of[i].values())) for i in range(len(products))),
+            "INSERT INTO search (rowid, title, attrs, tags) VALUES (?, ?, ?, ?)",
+            ((i, titles[i], " ".join(attrs_of[i].values()), " ".join(tags[i]))
+             for i in range(len(products))),
         )
-        _write_attributes(con, attrs_of)
         info = {
             "index_version": str(INDEX_VERSION),
             "n_products": str(len(products)),
@@ -184,8 +186,15 @@ def write_shop_index(
     return out
 
 
-def _write_attributes(con: sqlite3.Connection, attrs_of: Sequence[dict[str, str]]) -> None:
-    """Per attribute: its coverage, and value -> rows for those with few enough values."""
+def tag(value_id: int) -> str:
+    """The search index's token for one attribute value (filters match on it)."""
+    return f"t{value_id}"
+
+
+def _write_attributes(con: sqlite3.Connection, attrs_of: Sequence[dict[str, str]]
+                      ) -> list[list[str]]:
+    """Per attribute its coverage, and for those with few enough values each value's id
+    and count; returns each product's value tags."""
     values: dict[str, dict[str, list[int]]] = {}
     covered: dict[str, int] = {}
     for row, attrs in enumerate(attrs_of):
@@ -194,6 +203,7 @@ def _write_attributes(con: sqlite3.Connection, attrs_of: Sequence[dict[str, str]
             if value:
                 by_value.setdefault(value, []).append(row)
                 covered[name] = covered.get(name, 0) + 1
+    tags: list[list[str]] = [[] for _ in attrs_of]
     value_id = 0
     for position, (name, by_value) in enumerate(values.items()):
         indexed = len(by_value) <= MAX_INDEXED_VALUES
@@ -205,8 +215,9 @@ def _write_attributes(con: sqlite3.Connection, attrs_of: Sequence[dict[str, str]
             value_id += 1
             con.execute("INSERT INTO attr_values VALUES (?, ?, ?, ?)",
                         (value_id, name, value, len(rows)))
-            con.executemany("INSERT INTO attr_rows VALUES (?, ?)",
-                            ((value_id, r) for r in rows))
+            for r in rows:
+                tags[r].append(tag(value_id))
+    return tags
 
 
 def derive_shop_index(folder: str | Path, out: str | Path | None = None) -> Path:

@@ -24,10 +24,10 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline.precomputed import META_FILE, REQUIRED_FILES, PrecomputedError, read_meta
-from pipeline.shop_index import INDEX_FILE, attribute_values, index_is_current
+from pipeline.shop_index import INDEX_FILE, attribute_values, index_is_current, tag
 
 from .query import RESERVED_QUERY_KEYS, CatalogQuery
-from .text import attribute_label, format_price, product_href
+from .text import attribute_label, format_price
 
 PLACEHOLDER_URL = "/assets/placeholder.svg"
 MAX_FACETS = 6  # filters shown on the catalog page
@@ -49,8 +49,13 @@ class Item:
     product_url: str | None
     thumb_url: str
     href: str
-    attrs: dict[str, str]
+    attrs_json: str
     xy: tuple[float, float] | None
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        """Attribute name -> value (parsed on use: most cards never show them)."""
+        return json.loads(self.attrs_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,13 +189,15 @@ class Shop:
 
     def _item(self, row: tuple[Any, ...]) -> Item:
         i, pid, title, price, currency, product_url, thumb, attrs, x, y = row
-        if thumb and thumb.startswith(("https://", "http://")):
+        quoted = quote(pid, safe="")
+        if not thumb:
+            thumb_url = PLACEHOLDER_URL
+        elif thumb.startswith(("https://", "http://")):
             thumb_url = thumb
         else:
-            thumb_url = f"/thumbs/{quote(pid, safe='')}.jpg" if thumb else PLACEHOLDER_URL
+            thumb_url = f"/thumbs/{quoted}.jpg"
         return Item(i, pid, title, price, format_price(price, currency), product_url,
-                    thumb_url, product_href(pid), json.loads(attrs),
-                    None if x is None else (x, y))
+                    thumb_url, f"/product/{quoted}", attrs, None if x is None else (x, y))
 
     def item(self, product_id: str) -> Item | None:
         """The product with this id, or None."""
@@ -256,39 +263,52 @@ class Shop:
         start a word of the title or of an attribute value. "featured" order is the id
         order, with title matches first when there is a search.
         """
-        where: list[str] = []
-        params: list[Any] = []
+        filters = []
         for name, values in query.filters:
             ids = [self._value_ids.get(name, {}).get(v) for v in values]
-            ids = [i for i in ids if i is not None]
-            if not ids:
-                continue
-            where.append("row IN (SELECT row FROM attr_rows WHERE value_id IN "
-                         f"({','.join('?' * len(ids))}))")
-            params += ids
+            tags = [tag(i) for i in ids if i is not None]
+            if tags:
+                filters.append(f"tags : ({' OR '.join(tags)})")
         words = search_words(query.q)
-        if words:
-            where.append("row IN (SELECT rowid FROM search WHERE search MATCH ?)")
-            params.append(match_expression(words))
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        text = match_expression(words, "{title attrs}") if words else ""
+        match = " AND ".join([*filters, text] if text else filters)
         con = self._connection()
-        if not where:
+        if not match:
             total = self.n_products
         else:
-            total = int(con.execute(f"SELECT count(*) FROM products{clause}", params)
-                        .fetchone()[0])
-        order_params: list[Any] = []
-        order = {"price-asc": "price_asc", "price-desc": "price_desc",
-                 "title": "title_rank"}.get(query.sort, "row")
-        if order == "row" and words:
-            order = "row NOT IN (SELECT rowid FROM search WHERE search MATCH ?), row"
-            order_params.append(match_expression(words, "title"))
+            total = con.execute("SELECT count(*) FROM search WHERE search MATCH ?",
+                                (match,)).fetchone()[0]
         page = min(query.page, max(1, -(-total // page_size)))
-        rows = con.execute(
-            f"SELECT {_COLUMNS} FROM products{clause} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, *order_params, page_size, (page - 1) * page_size],
-        ).fetchall() if total else []
-        return total, page, [self._item(r) for r in rows]
+        offset = (page - 1) * page_size
+        order = {"price-asc": "price_asc", "price-desc": "price_desc",
+                 "title": "title_rank"}.get(query.sort)
+        if not total:
+            rows: list[int] = []
+        elif order:  # walk the sort index, keeping the matching rows
+            where = "WHERE row IN (SELECT rowid FROM search WHERE search MATCH ?)" if match else ""
+            rows = [r for (r,) in con.execute(
+                f"SELECT row FROM products INDEXED BY products_{order} {where} "
+                f"ORDER BY {order} LIMIT ? OFFSET ?",
+                [*([match] if match else []), page_size, offset])]
+        elif not match:
+            rows = list(range(offset, min(offset + page_size, total)))
+        elif not words:
+            rows = self._match_rows(match, page_size, offset)
+        else:  # "featured" with a search: title matches first, then the others
+            in_title = " AND ".join([*filters, match_expression(words, "title")])
+            n_title = con.execute("SELECT count(*) FROM search WHERE search MATCH ?",
+                                  (in_title,)).fetchone()[0]
+            rows = self._match_rows(in_title, page_size, offset) if offset < n_title else []
+            if len(rows) < page_size:
+                rows += self._match_rows(f"({match}) NOT ({match_expression(words, 'title')})",
+                                         page_size - len(rows), max(0, offset - n_title))
+        return total, page, self.items(rows)
+
+    def _match_rows(self, match: str, limit: int, offset: int) -> list[int]:
+        """Rows of the products matching an FTS5 expression, in row order."""
+        return [r for (r,) in self._connection().execute(
+            "SELECT rowid FROM search WHERE search MATCH ? ORDER BY rowid LIMIT ? OFFSET ?",
+            (match, limit, offset))]
 
     # ------------------------------------------------------------------ explore map
 
@@ -301,4 +321,6 @@ class Shop:
             (step,),
         ).fetchall()
         items = [self._item(r) for r in rows]
-        return [(item, item.attrs.get(attr, "") if attr else "") for item in items]
+        if not attr:
+            return [(item, "") for item in items]
+        return [(item, item.attrs.get(attr, "")) for item in items]

@@ -16,12 +16,12 @@ from ..text import attribute_label
 from .not_found import not_found_view
 
 
-def breadcrumb(shop: Shop, item: Item) -> dict[str, Any]:
+def breadcrumb(shop: Shop, attrs: dict[str, str]) -> dict[str, Any]:
     """"Catalog › Men › Tshirts": each step links to the catalog filtered down to it."""
     steps: list[Any] = [link("Catalog", "/")]
     filters: list[tuple[str, tuple[str, ...]]] = []
     for facet in shop.facets[:2]:
-        value = item.attrs.get(facet.name)
+        value = attrs.get(facet.name)
         if not value:
             continue
         filters.append((facet.name, (value,)))
@@ -44,8 +44,9 @@ def product_layout(shop: Shop, item: Item, neighbours: list[tuple[Item, float]])
     similar = [similar_card(other, score, rank, best, shop.metric, shop.baseline)
                for rank, (other, score) in enumerate(neighbours, start=1)]
     facet_names = {f.name for f in shop.facets}
+    attrs = item.attrs
     chips = []
-    for name, value in item.attrs.items():
+    for name, value in attrs.items():
         if not value:
             continue
         content = [wire("Span", HTML_NS, children=attribute_label(name), className="chip-name"),
@@ -72,7 +73,7 @@ def product_layout(shop: Shop, item: Item, neighbours: list[tuple[Item, float]])
         [
             div(div(wire("Img", HTML_NS, src=item.thumb_url, alt=item.title, id="product-image"),
                     className="product-hero"), className="col-md-5"),
-            div([breadcrumb(shop, item),
+            div([breadcrumb(shop, attrs),
                  wire("H1", HTML_NS, children=item.title, id="product-title", className="h2"),
                  div(item.price_text, className="product-hero-price mb-3"),
                  div(chips, className="chips mb-4"),
