@@ -101,6 +101,8 @@ def create_app(
     for page in pages:
         if page.register_callbacks:
             page.register_callbacks(app, shop)
+        if page.warm:
+            page.warm(shop)
     serve_thumbnails(app.server, shop)
     harden(app.server, app.csp_hashes(), shop.external_thumb_origins(), max_request_bytes)
     return ShopFront(app, shop, pages)

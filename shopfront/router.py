@@ -42,13 +42,15 @@ class View:
 class Page:
     """A routable page. `path` is matched exactly, or as a prefix when it ends with "/"
     (the rest of the path goes to `view`). `label` puts it in the navbar (`short_label`
-    on phones). `register_callbacks(app, shop)` adds the page's own callbacks."""
+    on phones). `register_callbacks(app, shop)` adds the page's own callbacks; `warm(shop)`
+    does costly work once at start-up (in gunicorn's master, shared by the workers)."""
 
     path: str
     label: str | None
     view: Callable[[Shop, str, str], View]
     register_callbacks: Callable[[Dash, Shop], None] | None = None
     short_label: str | None = None
+    warm: Callable[[Shop], None] | None = None  # work done once at start-up, before forking
 
     def matches(self, pathname: str) -> str | None:
         """The rest of `pathname` after this page's path, or None if it does not match."""
