@@ -126,7 +126,7 @@ def harden(
         if isinstance(error, HTTPException):
             return error
         if request.path == CALLBACK_PATH and isinstance(
-            error, KeyError | TypeError | ValueError | IndexError | AttributeError
+            error, KeyError | TypeError | ValueError | IndexError | AttributeError | RecursionError
         ):  # a request Dash cannot parse: the client's fault, not ours
             log.info("malformed callback request: %s: %s", type(error).__name__, error)
             response = jsonify(error="malformed callback request")

@@ -125,6 +125,9 @@ def test_broken_callback_requests_get_400_not_500(front: ShopFront, facets: list
     assert 200 <= post(front, payload).status_code < 500
     assert client.post(CALLBACK_URL, data="{not json",
                        content_type="application/json").status_code == 400
+    nested = "[" * 100_000 + "]" * 100_000  # under the body limit, over the parser's depth
+    assert client.post(CALLBACK_URL, data=nested,
+                       content_type="application/json").status_code == 400
     assert client.get("/").status_code == 200  # still serving
 
 
