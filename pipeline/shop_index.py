@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,10 +38,13 @@ from .precomputed import (
 )
 
 INDEX_FILE = "shop.sqlite"
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 # Attributes with more distinct values than this get no value -> rows table (ids, titles).
 MAX_INDEXED_VALUES = 1000
 TOKENIZER = "unicode61 remove_diacritics 2"
+_JOINERS = re.compile(r"['’\-‐]")
+_COMPOUND = re.compile(r"[^\W_]+(?:['’\-‐][^\W_]+)+")
+_WORD = re.compile(r"[^\W_]+")
 
 SCHEMA = f"""
 CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,6 +76,35 @@ CREATE VIRTUAL TABLE search USING fts5 (
     title, attrs, tags, content='', columnsize=0, detail=column, tokenize='{TOKENIZER}'
 );
 """
+
+
+def searchable_text(text: str) -> str:
+    """Text as the search index holds it: itself, every hyphenated or apostrophed word
+    written as one ("Red T-shirt" also has "tshirt", so "t-shirt", "t shirt" and
+    "tshirt" all find it), and the singular of plural words ("tops" also has "top", so
+    a search for "top" finds it as a whole word)."""
+    joined = [_JOINERS.sub("", m).casefold() for m in _COMPOUND.findall(text)]
+    words = _WORD.findall(text.casefold()) + joined
+    extra = joined + [one for w in words if (one := singular(w)) != w]
+    return " ".join([text, *dict.fromkeys(extra)]) if extra else text
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search, lowercase, compounds joined ("T-shirt" -> "tshirt")."""
+    folded = _COMPOUND.sub(lambda m: _JOINERS.sub("", m.group()), text.casefold())
+    return _WORD.findall(folded)
+
+
+def singular(word: str) -> str:
+    """A simple English singular: "sneakers" -> "sneaker", "womens" -> "women",
+    "dresses" -> "dress", "accessories" -> "accessory"; other words unchanged."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "shes", "ches", "xes", "zes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
 
 
 def source_signature(folder: Path) -> dict[str, Any]:
@@ -163,7 +196,8 @@ def write_shop_index(
         tags = _write_attributes(con, attrs_of)
         con.executemany(
             "INSERT INTO search (rowid, title, attrs, tags) VALUES (?, ?, ?, ?)",
-            ((i, titles[i], " ".join(attrs_of[i].values()), " ".join(tags[i]))
+            ((i, searchable_text(titles[i]), searchable_text(" ".join(attrs_of[i].values())),
+              " ".join(tags[i]))
              for i in range(len(products))),
         )
         info = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +23,14 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline.precomputed import META_FILE, REQUIRED_FILES, PrecomputedError, read_meta
-from pipeline.shop_index import INDEX_FILE, attribute_values, index_is_current, tag
+from pipeline.shop_index import (
+    INDEX_FILE,
+    attribute_values,
+    index_is_current,
+    search_words,
+    singular,
+    tag,
+)
 
 from .query import RESERVED_QUERY_KEYS, CatalogQuery
 from .text import attribute_label, format_price
@@ -34,7 +40,6 @@ MAX_FACETS = 6  # filters shown on the catalog page
 MAX_FACET_VALUES = 60  # an attribute with more distinct values is not a useful filter
 MAP_POINTS = 20_000  # the explore map shows an even sample of at most this many products
 _COLUMNS = "row, id, title, price, currency, product_url, thumb, attrs, x, y"
-_WORD = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +72,29 @@ class Facet:
     options: tuple[tuple[str, int], ...]
 
 
-def search_words(text: str) -> list[str]:
-    """The words of a search text as the index tokenises them (letters and digits)."""
-    return _WORD.findall(text.casefold())
+def text_condition(words: list[str], columns: str, prefix: bool) -> str:
+    """An FTS5 condition: every word (or its singular) in `columns`, as a whole word or,
+    with `prefix`, as the start of one ("red sho" finds "Red Shoes")."""
+    star = "*" if prefix else ""
+    each = [" OR ".join(f'"{form}"{star}' for form in dict.fromkeys([w, singular(w)]))
+            for w in words]
+    return f"{columns} : (" + " AND ".join(f"({e})" for e in each) + ")"
 
 
-def match_expression(words: list[str], column: str | None = None) -> str:
-    """An FTS5 query: every word, each as a prefix ("red sho" finds "Red Shoes")."""
-    expression = " AND ".join(f'"{w}"*' for w in words)
-    return f"{column} : ({expression})" if column else expression
+def relevance_tiers(words: list[str]) -> list[str]:
+    """FTS5 conditions for the search's relevance tiers, best first, each excluding the
+    ones before: all words whole in the title, as prefixes in the title, whole anywhere,
+    as prefixes anywhere."""
+    title_whole = text_condition(words, "title", prefix=False)
+    title_prefix = text_condition(words, "title", prefix=True)
+    any_whole = text_condition(words, "{title attrs}", prefix=False)
+    any_prefix = text_condition(words, "{title attrs}", prefix=True)
+    return [
+        title_whole,
+        f"({title_prefix}) NOT ({title_whole})",
+        f"({any_whole}) NOT ({title_prefix})",
+        f"({any_prefix}) NOT (({title_prefix}) OR ({any_whole}))",
+    ]
 
 
 def index_path_for(folder: Path) -> Path:
@@ -270,14 +289,10 @@ class Shop:
             if tags:
                 filters.append(f"tags : ({' OR '.join(tags)})")
         words = search_words(query.q)
-        text = match_expression(words, "{title attrs}") if words else ""
-        match = " AND ".join([*filters, text] if text else filters)
+        text = text_condition(words, "{title attrs}", prefix=True) if words else ""
+        match = " AND ".join(f"({c})" for c in [*filters, text] if c)
         con = self._connection()
-        if not match:
-            total = self.n_products
-        else:
-            total = con.execute("SELECT count(*) FROM search WHERE search MATCH ?",
-                                (match,)).fetchone()[0]
+        total = self._count(match) if match else self.n_products
         page = min(query.page, max(1, -(-total // page_size)))
         offset = (page - 1) * page_size
         order = {"price-asc": "price_asc", "price-desc": "price_desc",
@@ -294,15 +309,22 @@ class Shop:
             rows = list(range(offset, min(offset + page_size, total)))
         elif not words:
             rows = self._match_rows(match, page_size, offset)
-        else:  # "featured" with a search: title matches first, then the others
-            in_title = " AND ".join([*filters, match_expression(words, "title")])
-            n_title = con.execute("SELECT count(*) FROM search WHERE search MATCH ?",
-                                  (in_title,)).fetchone()[0]
-            rows = self._match_rows(in_title, page_size, offset) if offset < n_title else []
-            if len(rows) < page_size:
-                rows += self._match_rows(f"({match}) NOT ({match_expression(words, 'title')})",
-                                         page_size - len(rows), max(0, offset - n_title))
+        else:  # "featured" with a search: by relevance tier, then in id order
+            rows = []
+            for tier in relevance_tiers(words):
+                condition = " AND ".join(f"({c})" for c in [*filters, tier])
+                n = self._count(condition)
+                if offset < n:
+                    rows += self._match_rows(condition, page_size - len(rows), offset)
+                    if len(rows) == page_size:
+                        break
+                offset = max(0, offset - n)
         return total, page, self.items(rows)
+
+    def _count(self, match: str) -> int:
+        """How many products match an FTS5 expression."""
+        return int(self._connection().execute(
+            "SELECT count(*) FROM search WHERE search MATCH ?", (match,)).fetchone()[0])
 
     def _match_rows(self, match: str, limit: int, offset: int) -> list[int]:
         """Rows of the products matching an FTS5 expression, in row order."""

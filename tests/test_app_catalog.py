@@ -13,6 +13,7 @@ from dash import no_update
 
 import app as entry
 from pipeline.precomputed import PrecomputedError, read_precomputed
+from pipeline.shop_index import singular
 from shopfront import Shop
 from shopfront.components import similarity_display
 from shopfront.pages.catalog import catalog_results, sync_catalog
@@ -33,10 +34,11 @@ def products(fake_folder: Path) -> list[dict[str, Any]]:
 
 
 def fold(text: str) -> list[str]:
-    """Words of a text, lowercase and without diacritics ("Réd" -> "red")."""
+    """Words of a text, lowercase, without diacritics, compounds also joined."""
     plain = "".join(c for c in unicodedata.normalize("NFKD", text.casefold())
                     if not unicodedata.combining(c))
-    return re.findall(r"[^\W_]+", plain)
+    joined = [re.sub(r"['’-]", "", m) for m in re.findall(r"[^\W_]+(?:['’-][^\W_]+)+", plain)]
+    return re.findall(r"[^\W_]+", plain) + joined
 
 
 def words_of(product: dict[str, Any]) -> list[str]:
@@ -45,10 +47,12 @@ def words_of(product: dict[str, Any]) -> list[str]:
 
 
 def naive_search(products: list[dict[str, Any]], q: str) -> list[str]:
-    """Ids whose words start with every word of q: the reference for the index."""
-    wanted = fold(q)
+    """Ids with every search word (or its singular) starting one of their words."""
+    joined = re.sub(r"(?<=[^\W_])['’-](?=[^\W_])", "", q)  # "t-shirt" -> "tshirt"
+    wanted = fold(joined)
     return [p["id"] for p in products
-            if all(any(w.startswith(x) for w in words_of(p)) for x in wanted)]
+            if all(any(w.startswith(x) or w.startswith(singular(x)) for w in words_of(p))
+                   for x in wanted)]
 
 
 def all_ids(shop: Shop, query: CatalogQuery) -> list[str]:
@@ -145,14 +149,49 @@ def test_search_matches_the_start_of_words_in_title_or_attributes(
         assert sorted(found) == expected, q
 
 
-def test_search_puts_title_matches_first(shop: Shop, products: list[dict[str, Any]]) -> None:
-    found = all_ids(shop, CatalogQuery(q="men"))
-    in_title = [any(w.startswith("men") for w in re.findall(r"[^\W_]+", p["title"].casefold()))
-                for p in products if p["id"] in set(found)]
-    by_id = dict(zip([p["id"] for p in products if p["id"] in set(found)], in_title,
-                     strict=True))
-    flags = [by_id[i] for i in found]
-    assert flags == sorted(flags, reverse=True)
+def shop_with_titles(tmp_path: Path, titles: list[str], colours: list[str]) -> Shop:
+    """A small shop whose products have these titles and colours (ids p0, p1, ...)."""
+    folder = make_fake_precomputed(tmp_path / "titled", len(titles), k=1,
+                                   attrs={"colour": sorted(set(colours))}, thumbs=False)
+    products = json.loads((folder / "products.json").read_text())
+    for p, title, colour in zip(products, titles, colours, strict=True):
+        p["title"], p["attrs"] = title, {"colour": colour}
+    (folder / "products.json").write_text(json.dumps(products))
+    return Shop(folder)  # products.json changed: the index is derived again
+
+
+def found(shop: Shop, q: str) -> list[str]:
+    return [item.title for item in shop.matching(CatalogQuery(q=q), 50)[2]]
+
+
+def test_search_finds_what_people_type(tmp_path: Path) -> None:
+    shop = shop_with_titles(tmp_path, [
+        "Red T-shirt", "Women's Watch", "Running Sneakers", "Red Topwear Set", "Red Top",
+        "Blue Shirt", "Summer Dresses", "Café Mug",
+    ], ["Red", "Silver", "White", "Red", "Red", "Red", "Blue", "White"])
+    for q in ("t-shirt", "tshirt", "t shirt", "T-Shirts", "tshirts"):
+        assert "Red T-shirt" in found(shop, q), q
+    assert found(shop, "sneakers") == found(shop, "sneaker") == ["Running Sneakers"]
+    assert found(shop, "womens watch") == ["Women's Watch"]
+    assert found(shop, "women's") == ["Women's Watch"]
+    assert found(shop, "dress") == found(shop, "dresses") == ["Summer Dresses"]
+    assert found(shop, "cafe") == ["Café Mug"]
+    # "red" is only the Blue Shirt's colour: it matches, after the titles with both words
+    assert found(shop, "red shirts") == found(shop, "red shirt") == ["Red T-shirt", "Blue Shirt"]
+
+
+def test_search_ranks_by_relevance(tmp_path: Path) -> None:
+    shop = shop_with_titles(tmp_path, [
+        "A Red Topwear Set", "B Red Top", "C Blue Top", "D Red Tops",
+    ], ["Red", "Red", "Red", "Red"])
+    # whole words in the title first (B, D: "tops" -> "top"), then prefixes in the
+    # title (A: "topwear"), then words only in the attributes (C: red is its colour)
+    assert found(shop, "red top") == ["B Red Top", "D Red Tops", "A Red Topwear Set",
+                                      "C Blue Top"]
+    total, _, _ = shop.matching(CatalogQuery(q="red top"), 1)
+    pages = [shop.matching(CatalogQuery(q="red top", page=n), 1)[2][0].title
+             for n in range(1, total + 1)]
+    assert pages == found(shop, "red top")  # tiers continue across pages
 
 
 def test_filters_or_within_and_across_attributes(
