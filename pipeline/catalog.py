@@ -29,6 +29,7 @@ CORE_COLUMNS = (
 )
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")  # a filesystem-safe id
 ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # runs of characters an id may not contain
+FLOAT_INTEGER = re.compile(r"[+-]?[0-9]+\.0")  # how pandas writes an integer it made a float
 
 
 class CatalogError(ValueError):
@@ -53,6 +54,23 @@ def safe_id(text: str) -> str:
     """Make a filesystem-safe id (`[A-Za-z0-9._-]+`) from a file name or shop id."""
     cleaned = ID_UNSAFE.sub("-", text.strip()).strip("-.")
     return cleaned or "item"
+
+
+def undo_float_upcast(rows: list[dict[str, str]], columns: list[str]) -> None:
+    """Integer columns that pandas wrote as floats ("2011.0"), back to "2011", in place.
+
+    pandas reads an integer column with a missing value as floats and writes it back as
+    `2011.0`: Kaggle's fashion `styles.csv` has `year` so. A column is changed only when
+    every one of its non-empty values is an integer followed by `.0`; one other value
+    (`4.5`, `n/a`) leaves the whole column as written.
+    """
+    for col in columns:
+        present = [v for r in rows if isinstance(v := r.get(col), str) and v.strip()]
+        if present and all(FLOAT_INTEGER.fullmatch(v.strip()) for v in present):
+            for r in rows:
+                v = r.get(col)
+                if isinstance(v, str) and v.strip():
+                    r[col] = v.strip()[:-2]
 
 
 def _parse_price(value: str | None, where: str) -> float | None:
@@ -125,6 +143,7 @@ def _csv_rows(
             by_stem.setdefault(p.stem, p)
     taken = {id_column, image_column, title_column, *CORE_COLUMNS}
     attr_columns = [c for c in header if c and c not in taken]
+    undo_float_upcast(records, attr_columns)
     rows: list[CatalogRow] = []
     first_line: dict[str, int] = {}
     for line, rec in enumerate(records, start=2):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.catalog import CORE_COLUMNS
+from pipeline.catalog import CORE_COLUMNS, undo_float_upcast
 from scraper import ScraperError
 from scraper.catalog import write_catalog
 from scraper.images import ImageError, check_image, store_image
@@ -122,6 +122,7 @@ def import_folder(images: str | Path, out: str | Path, metadata: str | Path | No
                 mapped[col] = core
         if image_column:
             mapped[image_column] = "image"
+        undo_float_upcast(rows, [c for c in columns if mapped.get(c, c) not in CORE_COLUMNS])
         for n, row in enumerate(rows, start=2):
             raw_id = (row.get(id_column) or "").strip()
             pid = make_id(raw_id)

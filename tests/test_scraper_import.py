@@ -99,6 +99,35 @@ def test_metadata_csv_with_explicit_columns(tmp_path: Path) -> None:
                       title_column="productDisplayName")
 
 
+# pandas reads an integer column with a missing value as floats and writes it back so
+PANDAS_CSV = ("id,title,year,size,rating,code\n"
+              "1,First,2011.0,38.0,4.5,007\n2,Second,,40.0,3.0,012\n3,Third,2012.0,,5.0,\n")
+
+
+def test_integers_written_as_floats_by_pandas_stay_integers(tmp_path: Path) -> None:
+    """`2011.0` in every row of a column is a pandas float upcast: the catalog says 2011.
+    Real decimals (4.5) and other text (007) keep the whole column as written."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    for n in (1, 2, 3):
+        (src / f"{n}.png").write_bytes(_img(colour=(n, 2, 3)))
+    meta = tmp_path / "styles.csv"
+    meta.write_text(PANDAS_CSV)
+    expected = [("2011", "38", "4.5", "007"), ("", "40", "3.0", "012"), ("2012", "", "5.0", "")]
+
+    import_folder(src, tmp_path / "cat", metadata=meta, progress=False)
+    rows = _rows(tmp_path / "cat")
+    assert [(r["year"], r["size"], r["rating"], r["code"]) for r in rows] == expected
+
+    # the build reading the same CSV (`pipeline build PHOTOS --metadata CSV`), and the
+    # catalog the import wrote
+    from pipeline.catalog import read_catalog
+
+    for folder, metadata in ((src, meta), (tmp_path / "cat", None)):
+        attrs = [r.attrs for r in read_catalog(folder, metadata)]
+        assert [(a["year"], a["size"], a["rating"], a["code"]) for a in attrs] == expected
+
+
 def test_import_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["import", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
