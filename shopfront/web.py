@@ -26,6 +26,7 @@ VERSIONED_MAX_AGE = 365 * 24 * 3600  # URLs that change whenever the file does
 FORCE_HTTPS_ENV = "LOOKALIKE_FORCE_HTTPS"
 COMPRESSED_ONCE = {"application/javascript", "text/javascript", "text/css", "image/svg+xml"}
 MAX_PRECOMPRESSED = 256
+BROTLI_11_MAX_BYTES = 300 * 2**10  # bigger files get brotli 9 (0.6 s for Plotly, 11% larger)
 CALLBACK_PATH = "/_dash-update-component"
 
 
@@ -99,6 +100,7 @@ def harden(
     def _cache_versioned(response: Response) -> Response:
         if not is_versioned(request.path, request.args) or response.status_code != 200:
             return response
+        response.cache_control.no_cache = None  # send_file's default for assets
         response.cache_control.public = True
         response.cache_control.max_age = VERSIONED_MAX_AGE
         response.cache_control.immutable = True
@@ -111,7 +113,9 @@ def harden(
         if body is None:
             response.direct_passthrough = False
             data = response.get_data()
-            body = (brotli.compress(data, quality=11) if encoding == "br"
+            # brotli 11 runs at ~0.3 MB/s: Plotly's 4.8 MB would hold a request for 15 s
+            quality = 11 if len(data) <= BROTLI_11_MAX_BYTES else 9
+            body = (brotli.compress(data, quality=quality) if encoding == "br"
                     else gzip.compress(data, compresslevel=9, mtime=0))
             if len(precompressed) < MAX_PRECOMPRESSED:  # a finite set of files anyway
                 precompressed[key] = body

@@ -131,6 +131,7 @@ def test_compression_and_cache_lifetimes(server: str) -> None:
     assert css, "versioned asset URL"
     status, headers, body = get(server, css.group(1), {"Accept-Encoding": "br"})
     assert status == 200 and "max-age=31536000" in headers["cache-control"]
+    assert "no-cache" not in headers["cache-control"]
     assert len(body) < 60_000  # 230 KB of CSS, compressed
     _, headers, _ = get(server, "/thumbs/p001.jpg")
     assert "max-age=604800" in headers["cache-control"]
