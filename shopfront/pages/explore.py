@@ -13,14 +13,54 @@ from functools import lru_cache
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, dcc, html, no_update
+from dash import Dash, Input, Output, ctx, dcc, html, no_update
 
+from ..components import div, link, product_card
 from ..router import Head, Page, View
-from ..shop import Shop
+from ..shop import Item, Shop
 from ..text import attribute_label
 
 MAX_LEGEND_VALUES = 12  # more values than this are lumped into "other"
+COLOUR_SHARE = 0.6  # an attribute "names colours" when this share of its values do
+# Colour words of shop catalogs (CSS names plus fashion's own), drawn in their colour.
+NAMED_COLOURS = {
+    "black": "#1a1a1a", "white": "#ffffff", "grey": "#8c8c8c", "gray": "#8c8c8c",
+    "silver": "#c0c0c0", "charcoal": "#36454f", "red": "#d62728", "maroon": "#800000",
+    "burgundy": "#800020", "pink": "#f4a6c1", "magenta": "#d0338f", "rose": "#e8a0a8",
+    "orange": "#ff7f0e", "rust": "#b7410e", "coral": "#ff7f50", "peach": "#ffcba4",
+    "yellow": "#f2d22e", "mustard": "#e1ad01", "gold": "#d4af37", "golden": "#d4af37",
+    "beige": "#e3d5b8", "cream": "#f3ead3", "khaki": "#c3b091", "tan": "#d2b48c",
+    "brown": "#7b4a2d", "chocolate": "#5c3317", "coffee": "#6f4e37", "camel": "#c19a6b",
+    "bronze": "#a97142", "copper": "#b87333", "nude": "#e3bc9a", "skin": "#e8beac",
+    "green": "#2ca02c", "olive": "#6b8e23", "lime": "#9acd32", "mint": "#98d8b0",
+    "sea": "#2e8b57", "teal": "#008080", "turquoise": "#30d5c8", "blue": "#1f5fbf",
+    "navy": "#1b2a5c", "denim": "#3b5b92", "sky": "#87ceeb", "purple": "#7e3f98",
+    "violet": "#8f5bd6", "lavender": "#b7a6de", "lilac": "#c8a2c8", "mauve": "#b784a7",
+    "plum": "#8e4585", "sand": "#d8c29d", "taupe": "#8b8589", "steel": "#71797e",
+    "fluorescent": "#39ff14", "metallic": "#aaa9ad", "off": "#f5f3ea",
+}
+LIGHT = {"white", "cream", "off", "beige", "nude", "skin", "peach", "sand", "silver"}
 SCATTERGL_FROM = 5000  # WebGL scatter above this many points, SVG below
+
+
+def named_colour(value: str) -> str | None:
+    """The colour a value names ("Navy Blue" -> navy, "Off White" -> off-white), or None."""
+    words = [w for w in value.casefold().replace("-", " ").split() if w]
+    if not words:
+        return None
+    if len(words) > 1 and words[0] in ("navy", "off", "sea", "sky", "steel"):
+        return NAMED_COLOURS[words[0]]
+    return NAMED_COLOURS.get(words[-1]) or NAMED_COLOURS.get(words[0])
+
+
+def colour_marker(value: str, size: int) -> dict[str, Any] | None:
+    """A marker drawn in the colour the value names (light ones outlined), or None."""
+    colour = named_colour(value)
+    if colour is None:
+        return None
+    light = any(w in LIGHT for w in value.casefold().split())
+    line = {"color": "#6c757d", "width": 1} if light else {"width": 0}
+    return {"size": size, "opacity": 0.85, "color": colour, "line": line}
 
 
 def explore_figure(shop: Shop, attr: str | None) -> dict[str, Any]:
@@ -38,6 +78,10 @@ def explore_figure(shop: Shop, attr: str | None) -> dict[str, Any]:
         groups = {"products": list(range(len(points)))}
         order = ["products"]
     trace_type = "scattergl" if len(points) >= SCATTERGL_FROM else "scatter"
+    size = 7 if len(points) < 2000 else 4
+    named = [v for v in order if v not in ("other", "(none)")]
+    by_colour = bool(named) and (
+        sum(named_colour(v) is not None for v in named) >= COLOUR_SHARE * len(named))
     traces = []
     for value in order:
         items = [points[i][0] for i in groups[value]]
@@ -53,7 +97,8 @@ def explore_figure(shop: Shop, attr: str | None) -> dict[str, Any]:
                      + (f"<br>{html_text.escape(it.price_text)}" if it.price_text else "")
                      for it in items],
             "hovertemplate": "%{text}<extra>" + html_text.escape(value) + "</extra>",
-            "marker": {"size": 7 if len(points) < 2000 else 4, "opacity": 0.8},
+            "marker": (by_colour and colour_marker(value, size))
+                      or {"size": size, "opacity": 0.8},
         })
     layout = {
         "template": {"layout": {"paper_bgcolor": "white", "plot_bgcolor": "white"}},
@@ -97,7 +142,7 @@ def explore_view(shop: Shop, rest: str = "", search: str = "") -> View:
         [
             html.H1("Explore the catalog", className="h3 mb-1"),
             html.P("Each dot is a product; products that look alike sit close together. "
-                   "Hover to see one, click to open it.", className="text-muted"),
+                   "Point at a dot or tap it to see the product.", className="text-muted"),
             dbc.Row(
                 [
                     dbc.Col(html.Label("Colour by", htmlFor="explore-colour",
@@ -110,12 +155,16 @@ def explore_view(shop: Shop, rest: str = "", search: str = "") -> View:
                 ],
                 className="g-2 mb-2 align-items-center",
             ) if names else None,
-            dbc.Card(
-                dcc.Graph(id="explore-graph", figure=figure,
-                          config={"displaylogo": False, "scrollZoom": True,
-                                  "modeBarButtonsToRemove": ["lasso2d", "select2d"]}),
-                body=True, className="p-1",
-            ),
+            dbc.Row([
+                dbc.Col(dbc.Card(
+                    dcc.Graph(id="explore-graph", figure=figure,
+                              config={"displaylogo": False, "scrollZoom": True,
+                                      "modeBarButtonsToRemove": ["lasso2d", "select2d"]}),
+                    body=True, className="p-1",
+                ), lg=9),
+                dbc.Col(html.Div(preview(None), id="explore-preview", role="status",
+                                 **{"aria-live": "polite"}), lg=3),
+            ], className="g-3"),
         ],
         className="explore-page",
     )
@@ -123,28 +172,50 @@ def explore_view(shop: Shop, rest: str = "", search: str = "") -> View:
                              "A map of the catalog: products that look alike sit together."))
 
 
-def clicked_product_path(click_data: Any, shop: Shop) -> str | None:
-    """The product page to open for a click on the map (None: not a product)."""
+def point_product(data: Any, shop: Shop) -> Item | None:
+    """The product under a hovered or tapped point of the map (None: not a product)."""
     try:
-        product_id = click_data["points"][0]["customdata"]
+        product_id = data["points"][0]["customdata"]
     except (TypeError, KeyError, IndexError):
         return None
-    item = shop.item(product_id) if isinstance(product_id, str) else None
+    return shop.item(product_id) if isinstance(product_id, str) else None
+
+
+def clicked_product_path(click_data: Any, shop: Shop) -> str | None:
+    """The product page of a point of the map (None: not a product)."""
+    item = point_product(click_data, shop)
     return item.href if item else None
 
 
+def preview(item: Item | None) -> Any:
+    """The product beside the map: its photo, title and price, with a link to its page
+    (and its look-alikes); a hint before any point was chosen."""
+    if item is None:
+        return div("Point at a dot, or tap it, to see the product here.",
+                   className="explore-hint text-muted small", id="explore-hint")
+    return div([
+        product_card(item),
+        link("See it and its look-alikes →", item.href,
+             className="btn btn-outline-primary btn-sm w-100 mt-2", id="explore-open"),
+    ], className="explore-selected")
+
+
 def register_callbacks(app: Dash, shop: Shop) -> None:
-    """Colour-by and click-to-open."""
+    """Colour-by, and the product of the pointed or tapped dot beside the map."""
 
     @app.callback(Output("explore-graph", "figure"), Input("explore-colour", "value"),
                   prevent_initial_call=True)
     def _colour(attr: Any) -> dict[str, Any]:
         return cached_figure(shop, chosen_attribute(shop, attr))
 
-    @app.callback(Output("url", "pathname"), Input("explore-graph", "clickData"),
+    @app.callback(Output("explore-preview", "children"),
+                  Input("explore-graph", "hoverData"), Input("explore-graph", "clickData"),
                   prevent_initial_call=True)
-    def _click(click_data: Any) -> Any:
-        return clicked_product_path(click_data, shop) or no_update
+    def _preview(hover: Any, click: Any) -> Any:
+        data = click if ctx.triggered_id and "clickData" in str(ctx.triggered[0]["prop_id"]) \
+            else hover
+        item = point_product(data, shop)
+        return preview(item) if item else no_update
 
 
 def warm(shop: Shop) -> None:
