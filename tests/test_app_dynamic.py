@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -28,6 +30,7 @@ from dash import no_update
 from PIL import Image
 
 import app as lookalike
+from pipeline.models import ModelError
 from shopfront import ShopFront, render_page
 from shopfront.dynamic import create_dynamic_app
 from shopfront.pages import search as photo_search
@@ -93,6 +96,16 @@ def cards(layout: Any) -> list[str]:
             and n["props"]["id"].get("type") == "product-card"]
 
 
+def no_internals(layout: Any, searcher: Any) -> None:
+    """Shoppers see no model name, file, weights or timings."""
+    shown = " ".join(texts(layout))
+    model = searcher.model_meta
+    for word in ("mobilenet", ".keras", "Model ready", "weights", "Compared with",
+                 str(model.get("name")), str(model.get("weights"))):
+        assert word not in shown, (word, shown)
+    assert not re.search(r"\d ms\b", shown), shown
+
+
 def error_text(layout: Any) -> str | None:
     """The alert's text if the layout is an upload error, else None."""
     nodes = [n for n in walk(layout) if getattr(n, "id", None) == "photo-error"]
@@ -109,11 +122,12 @@ def test_model_loads_on_first_search_then_stays(
     view = render_page(front.shop, front.pages, "/search", "")
     assert view.head.status == 200 and view.head.title == "Search by photo"
     page = view.layout
-    assert any("loads on the first search" in t for t in texts(page))
+    assert "The first search takes a few seconds." in texts(page)
+    no_internals(page, searcher)
     upload = next(n for n in walk(page) if getattr(n, "id", None) == "photo-upload")
     assert upload.accept == "image/*" and upload.max_size == 10 * 2**20
     spinner = next(n for n in walk(page) if getattr(n, "id", None) == "photo-loading")
-    assert "Loading the model (first search only)…" in texts(spinner.custom_spinner)
+    assert photo_search.FIRST_SEARCH_TEXT in texts(spinner.custom_spinner)
 
     pid = searcher.ids[7]
     layout = search(dyn_app, photo(pid))
@@ -122,7 +136,7 @@ def test_model_loads_on_first_search_then_stays(
     model = searcher._extractor
     search(dyn_app, photo(pid))
     assert searcher._extractor is model  # loaded once per process
-    assert photo_search.model_status(searcher).startswith("Model ready")
+    assert photo_search.model_status(searcher) == ""  # nothing to say once it is ready
     assert texts(photo_search.loading_message(searcher)) == ["Finding look-alikes…"]
 
 
@@ -159,7 +173,7 @@ def test_held_out_photos_show_preview_vote_and_look_alikes(
     hrefs = [prop(n, "href") for n in walk(layout)
              if isinstance(n, dict) and n.get("type") == "Link"]
     assert hrefs == [product_href(i) for i in cards(layout)]
-    assert any(t.startswith("Compared with 400 products in") for t in all_texts)
+    no_internals(layout, dyn_app[1])
 
 
 def _cmyk_jpeg(pid: str) -> bytes:
@@ -257,6 +271,53 @@ def test_files_refused_before_upload_get_messages() -> None:
     assert photo_search.rejected_upload_alert(None, limit) is no_update
 
 
+def test_status_texts_are_shopper_words() -> None:
+    """Under the upload area: nothing when ready, plain words otherwise; no model names."""
+    def status(state: str) -> tuple[str, list[str]]:
+        stand_in = SimpleNamespace(state=state, model_meta={"name": "file:secret.keras"})
+        return (photo_search.model_status(stand_in),  # type: ignore[arg-type]
+                texts(photo_search.loading_message(stand_in)))  # type: ignore[arg-type]
+
+    assert status("ready") == ("", ["Finding look-alikes…"])
+    first = photo_search.FIRST_SEARCH_TEXT
+    assert first == "Getting ready… the first search takes a few seconds."
+    assert status("loading") == (first, [first])
+    assert status("not loaded") == ("The first search takes a few seconds.", [first])
+    assert status("failed")[0] == photo_search.UNAVAILABLE_TEXT
+    assert "model" not in photo_search.UNAVAILABLE_TEXT.lower()
+
+
+def test_model_failure_is_plain_words_for_shoppers_and_details_in_the_log(
+    dyn_app: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    front, searcher = dyn_app
+
+    def broken(data: bytes) -> Any:
+        raise ModelError("/models/secret.keras has sha256 0123abcd")
+
+    monkeypatch.setattr(searcher, "search", broken)
+    with caplog.at_level(logging.ERROR, logger="lookalike"):
+        layout = photo_search.search_results(searcher, front.shop,
+                                             data_url(photo(searcher.ids[0])), "a.jpg")
+    text = error_text(layout)
+    assert text is not None and photo_search.UNAVAILABLE_TEXT in text
+    assert "secret" not in text and "sha256" not in text
+    assert "secret.keras" in caplog.text
+
+
+def test_timings_go_to_the_log_not_to_shoppers(
+    dyn_app: Any, searcher: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="lookalike"):
+        layout = search(dyn_app, photo(searcher.ids[4]))
+    no_internals(layout, searcher)
+    record = next(r for r in caplog.records if r.getMessage().startswith("search by photo:"))
+    assert record.levelno == logging.INFO
+    assert re.fullmatch(r"search by photo: 400 products in \d+ ms \(photo \d+ ms, model "
+                        r"\d+ ms( including loading it)?, search \d+\.\d ms\)",
+                        record.getMessage())
+
+
 def test_callback_over_http_keeps_serving_after_bad_uploads(
     front: ShopFront, searcher: Any
 ) -> None:
@@ -352,7 +413,8 @@ import sys, app, dash
 s = app.server
 page = s.test_client().get("/search")
 print(type(s).__name__, isinstance(app.app, dash.Dash), page.status_code,
-      "loads on the first search" in page.get_data(as_text=True), "tensorflow" in sys.modules)
+      "first search takes a few seconds" in page.get_data(as_text=True),
+      "tensorflow" in sys.modules)
 """
 
 
@@ -451,7 +513,8 @@ def test_shopper_uploads_a_photo(dash_duo: Any, fashion: Any, tmp_path: Path) ->
 
     dash_duo.find_element('.site-nav a[href="/search"]').click()
     dash_duo.wait_for_element("#photo-upload")
-    assert "loads on the first search" in dash_duo.find_element("#photo-model-status").text
+    assert dash_duo.find_element("#photo-model-status").text == \
+        "The first search takes a few seconds."
     wait_for(lambda: driver.title.startswith("Search by photo"), 10, "the page title")
 
     query = held_out[0]
@@ -459,7 +522,7 @@ def test_shopper_uploads_a_photo(dash_duo: Any, fashion: Any, tmp_path: Path) ->
     file_input.send_keys(str(FASHION / "images" / f"{query['id']}.jpg"))
     loading = wait_for(lambda: driver.find_elements_by_css_selector("#photo-loading-text"),
                        30, "the loading state")  # the first search loads the model
-    assert loading[0].text == "Loading the model (first search only)…"
+    assert loading[0].text == photo_search.FIRST_SEARCH_TEXT
     driver.save_screenshot(str(shots / "search-loading.png"))
     links = wait_for(lambda: driver.find_elements_by_css_selector("#photo-similar .product-link"),
                      60, "result cards")
@@ -472,7 +535,8 @@ def test_shopper_uploads_a_photo(dash_duo: Any, fashion: Any, tmp_path: Path) ->
         "const i = document.getElementById('photo-preview'); return i && i.complete "
         "&& i.naturalWidth > 0 && [...document.querySelectorAll('#photo-similar img')]"
         ".every(x => x.complete && x.naturalWidth > 0)"), 10, "images")
-    assert dash_duo.find_element("#photo-model-status").text.startswith("Model ready")
+    assert dash_duo.find_element("#photo-model-status").text == ""
+    assert "ms" not in dash_duo.find_element("#photo-results").text.split()
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1280, min(max(int(height) + 120, 800), 3000))
     time.sleep(0.3)

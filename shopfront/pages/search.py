@@ -33,29 +33,25 @@ PREVIEW_SIDE = 320  # the uploaded photo is shown as a JPEG of at most this many
 log = logging.getLogger("lookalike")
 
 
-def model_label(searcher: PhotoSearcher) -> str:
-    """The catalog's model as a shopper-facing name ("vgg16 fc2", "mobilenet-....keras")."""
-    meta = searcher.model_meta
-    name = str(meta.get("name") or "the model").removeprefix("file:")
-    builtin = name in ("vgg16", "resnet50") and meta.get("layer")
-    return f"{name} {meta['layer']}" if builtin else name
+FIRST_SEARCH_TEXT = "Getting ready… the first search takes a few seconds."
+UNAVAILABLE_TEXT = "Search by photo isn't available right now. Please try again later."
 
 
 def model_status(searcher: PhotoSearcher) -> str:
-    """One line on the model's state, shown under the upload area."""
+    """The line under the upload area, in shopper words: nothing once the model is ready.
+
+    Model names, weights and timings are for the operator (the About page, the log).
+    """
     return {
-        "ready": f"Model ready: {model_label(searcher)}",
-        "loading": "Loading the model (first search only)…",
-        "failed": "The model failed to load; the server log says why.",
-    }.get(searcher.state, f"The model ({model_label(searcher)}) loads on the first search.")
+        "ready": "",
+        "loading": FIRST_SEARCH_TEXT,
+        "failed": UNAVAILABLE_TEXT,
+    }.get(searcher.state, "The first search takes a few seconds.")
 
 
 def loading_message(searcher: PhotoSearcher) -> Any:
-    """What dcc.Loading shows while a search runs: a spinner, and the model load if pending."""
-    text = (
-        "Finding look-alikes…" if searcher.state == "ready"
-        else "Loading the model (first search only)…"
-    )
+    """What dcc.Loading shows while a search runs: a spinner, and a word if the model loads."""
+    text = "Finding look-alikes…" if searcher.state == "ready" else FIRST_SEARCH_TEXT
     return html.Div(
         [dbc.Spinner(color="secondary", size="sm", spinner_class_name="me-2"),
          html.Span(text, id="photo-loading-text")],
@@ -124,6 +120,16 @@ def photo_preview(data: bytes) -> str:
     ).decode("ascii")
 
 
+def log_timings(shop: Shop, timings: dict[str, float], was_ready: bool) -> None:
+    """Where a search's time went, for the operator (INFO); shoppers never see it."""
+    log.info(
+        "search by photo: %d products in %.0f ms (photo %.0f ms, model %.0f ms%s, "
+        "search %.1f ms)", shop.n_products, sum(timings.values()), timings.get("decode", 0),
+        timings.get("embed", 0), "" if was_ready else " including loading it",
+        timings.get("search", 0),
+    )
+
+
 def search_results(
     searcher: PhotoSearcher, shop: Shop, contents: Any, filename: Any
 ) -> Any:
@@ -144,7 +150,7 @@ def search_results(
         return upload_alert(str(e), filename)
     except ModelError as e:
         log.error("search by photo: %s", e)
-        return upload_alert(f"The image model could not be loaded: {e}", filename, "danger")
+        return upload_alert(UNAVAILABLE_TEXT, filename, "danger")
     except Exception:  # a shopper gets a message, the operator the traceback
         log.exception("search by photo failed for %r", filename)
         return upload_alert("Something went wrong on our side. Please try another photo.",
@@ -168,15 +174,7 @@ def search_results(
             className="photo-vote h5 mb-1", id="photo-vote",
             title=f"{attribute_label(attr)} of the most similar products",
         ))
-    t = result.timings_ms
-    took = sum(t.values())
-    summary.append(div(
-        f"Compared with {shop.n_products:,} products in {took:,.0f} ms "
-        f"(photo {t.get('decode', 0):.0f} ms, model {t.get('embed', 0):,.0f} ms"
-        f"{' including loading it' if not was_ready else ''}, "
-        f"search {t.get('search', 0):.1f} ms)",
-        className="text-muted small", id="photo-timings",
-    ))
+    log_timings(shop, result.timings_ms, was_ready)
     header = div(
         [
             div(wire("Img", HTML_NS, src=preview, alt=filename or "your photo",
