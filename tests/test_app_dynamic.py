@@ -123,6 +123,7 @@ def test_model_loads_on_first_search_then_stays(
     assert view.head.status == 200 and view.head.title == "Search by photo"
     page = view.layout
     assert "The first search takes a few seconds." in texts(page)
+    assert "or paste an image (Ctrl+V)" in texts(page)
     no_internals(page, searcher)
     upload = next(n for n in walk(page) if getattr(n, "id", None) == "photo-upload")
     assert upload.accept == "image/*" and upload.max_size == 10 * 2**20
@@ -297,11 +298,11 @@ def test_model_failure_is_plain_words_for_shoppers_and_details_in_the_log(
 
     monkeypatch.setattr(searcher, "search", broken)
     with caplog.at_level(logging.ERROR, logger="lookalike"):
-        layout = photo_search.search_results(searcher, front.shop,
-                                             data_url(photo(searcher.ids[0])), "a.jpg")
+        layout, saved = photo_search.run_search(searcher, front.shop,
+                                                data_url(photo(searcher.ids[0])), "a.jpg")
     text = error_text(layout)
     assert text is not None and photo_search.UNAVAILABLE_TEXT in text
-    assert "secret" not in text and "sha256" not in text
+    assert "secret" not in text and "sha256" not in text and saved is None
     assert "secret.keras" in caplog.text
 
 
@@ -318,13 +319,56 @@ def test_timings_go_to_the_log_not_to_shoppers(
                         record.getMessage())
 
 
+def test_a_saved_search_is_shown_again_from_ids_and_scores(dyn_app: Any, searcher: Any) -> None:
+    """What the browser keeps (session storage) redraws the same results, without the model."""
+    front = dyn_app[0]
+    pid = searcher.ids[9]
+    layout, saved = photo_search.run_search(searcher, front.shop, data_url(photo(pid)),
+                                            "mine.jpg")
+    assert saved is not None
+    assert set(saved) == {"filename", "preview", "neighbours", "vote"}
+    kept = json.loads(json.dumps(saved))  # as it comes back from the browser
+    assert len(json.dumps(kept)) < 60_000  # one small search: ids, scores, a 320 px preview
+    again = photo_search.restore_results(front.shop, kept)
+    assert cards(again) == cards(layout) and cards(again)[0] == pid
+    assert texts(again) == texts(layout)
+
+    gone = {**kept, "neighbours": [["no-such-product", 0.99], *kept["neighbours"]]}
+    assert cards(photo_search.restore_results(front.shop, gone)) == cards(layout)
+
+
+@pytest.mark.parametrize("saved", [
+    None, [], "x", {},
+    {"preview": "javascript:alert(1)", "neighbours": []},
+    {"preview": "data:image/svg+xml;base64,PHN2Zz4=", "neighbours": []},
+    {"preview": "data:image/jpeg;base64,\"><script>", "neighbours": []},
+    {"preview": "data:image/jpeg;base64," + "A" * 300_000, "neighbours": []},
+    {"preview": "data:image/jpeg;base64,AAAA", "neighbours": "p1"},
+    {"preview": "data:image/jpeg;base64,AAAA", "neighbours": [["p1", float("nan")]]},
+    {"preview": "data:image/jpeg;base64,AAAA", "neighbours": [["p1", True]]},
+    {"preview": "data:image/jpeg;base64,AAAA", "neighbours": [[1, 0.5]]},
+    {"preview": "data:image/jpeg;base64,AAAA", "neighbours": [["p", 0.5]] * 101},
+], ids=lambda v: repr(v)[:40])
+def test_odd_saved_searches_are_ignored(front: ShopFront, saved: Any) -> None:
+    assert photo_search.restore_results(front.shop, saved) is no_update
+
+
+def test_odd_saved_vote_and_file_name_are_dropped(front: ShopFront, searcher: Any) -> None:
+    pid = searcher.ids[0]
+    saved = {"preview": "data:image/jpeg;base64,AAAA", "neighbours": [[pid, 0.9]],
+             "vote": ["articleType", {"x": 1}, 3, 5], "filename": ["a"]}
+    layout = photo_search.restore_results(front.shop, saved)
+    assert cards(layout) == [pid] and "Looks like: " not in texts(layout)
+
+
 def test_callback_over_http_keeps_serving_after_bad_uploads(
     front: ShopFront, searcher: Any
 ) -> None:
     client = front.server.test_client()
 
     outputs = [("photo-results", "children"), ("photo-upload", "contents"),
-               ("photo-model-status", "children"), ("photo-loading", "custom_spinner")]
+               ("photo-model-status", "children"), ("photo-loading", "custom_spinner"),
+               ("photo-last", "data")]
 
     def upload(contents: str) -> str:
         response = client.post("/_dash-update-component", json={
@@ -338,13 +382,18 @@ def test_callback_over_http_keeps_serving_after_bad_uploads(
         assert response.status_code == 200, response.data[:500]
         body = response.get_json()["response"]
         assert body["photo-upload"]["contents"] is None  # the same file can come again
+        saved.append(body.get("photo-last"))
         return json.dumps(body["photo-results"])
+
+    saved: list[Any] = []
 
     pid = searcher.ids[5]
     assert "photo-error" in upload(data_url(_bomb(), "image/png"))
     assert "photo-error" in upload(data_url(b"garbage", "image/jpeg"))
+    assert saved == [None, None]  # nothing kept for the browser from a bad upload
     good = upload(data_url(photo(pid)))
     assert "photo-error" not in good and f'"id": "{pid}"' in good
+    assert saved[-1]["data"]["neighbours"][0][0] == pid  # the last good search, to keep
     # The largest upload the page sends (a file just over 10 MB, 14 MB as base64) reaches
     # the callback, which explains the limit: dynamic mode's request limit is above it.
     over = upload(data_url(b"\xff\xd8" + b"x" * (10 * 2**20 + 10)))
@@ -464,7 +513,8 @@ def test_gunicorn_preload_loads_the_model_in_the_worker(fashion: Any) -> None:
             "output": dyn_id,
             "outputs": [{"id": i, "property": p} for i, p in (
                 ("photo-results", "children"), ("photo-upload", "contents"),
-                ("photo-model-status", "children"), ("photo-loading", "custom_spinner"))],
+                ("photo-model-status", "children"), ("photo-loading", "custom_spinner"),
+                ("photo-last", "data"))],
             "inputs": [{"id": "photo-upload", "property": "contents",
                         "value": data_url(photo(first))},
                        {"id": "photo-rejected", "property": "data", "value": None}],
@@ -578,4 +628,146 @@ def test_shopper_uploads_a_photo(dash_duo: Any, fashion: Any, tmp_path: Path) ->
     assert driver.execute_script(
         "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
     ), "search page scrolls sideways on a phone"
+    assert dash_duo.get_logs() == [], "browser console errors"
+
+
+def shared_model_front(folder: Path, searcher: Any) -> ShopFront:
+    """A fresh dynamic shop front (its own Dash app) using an already-loaded PhotoSearcher."""
+    from shopfront.dynamic import MAX_REQUEST_BYTES
+    from shopfront.factory import create_app
+    from shopfront.shop import Shop
+
+    return create_app(Shop(folder), extra_pages=(photo_search.search_page(searcher),),
+                      max_request_bytes=MAX_REQUEST_BYTES)
+
+
+def result_ids(driver: Any, what: str) -> list[str]:
+    links = wait_for(lambda: driver.find_elements_by_css_selector("#photo-similar .product-link"),
+                     60, what)
+    return [a.get_attribute("href").rsplit("/", 1)[1] for a in links]
+
+
+def preview_src(driver: Any) -> str:
+    return driver.find_element_by_css_selector("#photo-preview").get_attribute("src")
+
+
+def update_requests(driver: Any) -> int:
+    """Callback requests the page has sent so far."""
+    return driver.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".filter(e => e.name.includes('/_dash-update-component')).length")
+
+
+@pytest.mark.browser
+def test_photo_search_survives_back_and_reload(
+    dash_duo: Any, fashion: Any, searcher: Any
+) -> None:
+    folder, held_out = fashion
+    searcher.preload()
+    dash_duo.start_server(shared_model_front(folder, searcher).app)
+    driver = dash_duo.driver
+    dash_duo.find_element('.site-nav a[href="/search"]').click()
+    dash_duo.wait_for_element("#photo-placeholder")
+    assert dash_duo.find_element("#photo-model-status").text == ""  # ready: nothing to say
+
+    query = held_out[1]
+    before = update_requests(driver)
+    file_input = driver.find_element_by_css_selector("#photo-upload input[type=file]")
+    file_input.send_keys(str(FASHION / "images" / f"{query['id']}.jpg"))
+    ids = result_ids(driver, "result cards")
+    src, vote = preview_src(driver), dash_duo.find_element("#photo-vote").text
+    assert len(ids) == 5 and src.startswith("data:image/jpeg;base64,")
+    time.sleep(1)
+    assert update_requests(driver) - before == 1  # the search only: nothing redrawn after it
+    assert "ms" not in dash_duo.find_element("#photo-results").text.split()
+
+    # Another page, then Back: the same results, without searching again.
+    dash_duo.find_element('.site-nav a[href="/about"]').click()
+    dash_duo.wait_for_element("#about-table")
+    driver.back()
+    assert result_ids(driver, "results after Back") == ids
+    assert preview_src(driver) == src and dash_duo.find_element("#photo-vote").text == vote
+    assert f"{query['id']}.jpg" in dash_duo.find_element(".photo-filename").text
+
+    # A reload of the page: still there (session storage, this tab only).
+    driver.refresh()
+    assert result_ids(driver, "results after reload") == ids
+    assert preview_src(driver) == src
+    kept = driver.execute_script("return Object.keys(sessionStorage).sort()")
+    assert kept == ["photo-last", "photo-last-timestamp"]  # one search, small
+    assert driver.execute_script("return sessionStorage.getItem('photo-last').length") < 60_000
+
+    # A bad upload shows its message; the last good search is the one kept.
+    text_file = FASHION / "README.md"
+    driver.find_element_by_css_selector("#photo-upload input[type=file]").send_keys(
+        str(text_file))
+    wait_for(lambda: driver.find_elements_by_css_selector("#photo-error"), 10, "alert")
+    driver.refresh()
+    assert result_ids(driver, "results after a bad upload and reload") == ids
+    assert dash_duo.get_logs() == [], "browser console errors"
+
+
+PASTE = """
+const [b64, name, type, size] = arguments;
+const dt = new DataTransfer();
+if (b64 !== null) {
+    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+    dt.items.add(new File([bytes], name, {type}));
+} else if (size !== null) {
+    dt.items.add(new File([new Uint8Array(size)], name, {type}));
+} else {
+    dt.setData("text/plain", name);
+}
+document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: dt, bubbles: true}));
+"""
+
+
+@pytest.mark.browser
+def test_a_pasted_image_is_searched(dash_duo: Any, fashion: Any, searcher: Any,
+                                    tmp_path: Path) -> None:
+    folder, held_out = fashion
+    searcher.preload()
+    front = shared_model_front(folder, searcher)
+    dash_duo.start_server(front.app)
+    driver = dash_duo.driver
+    dash_duo.find_element('.site-nav a[href="/search"]').click()
+    dash_duo.wait_for_element("#photo-placeholder")
+    assert "or paste an image (Ctrl+V)" in dash_duo.find_element("#photo-upload").text
+
+    # Text on the clipboard: not a photo, left alone.
+    driver.execute_script(PASTE, None, "some words", "", None)
+    time.sleep(0.5)
+    assert driver.find_elements_by_css_selector("#photo-placeholder")
+
+    query = held_out[2]
+    b64 = base64.b64encode(photo(query["id"])).decode()
+    driver.execute_script(PASTE, b64, "x.jpg", "image/jpeg", None)
+    ids = result_ids(driver, "results of the pasted photo")
+    assert len(ids) == 5 and dash_duo.find_element(".photo-filename").text == "x.jpg"
+    assert dash_duo.find_element("#photo-vote").text.startswith("Looks like: ")
+    # the photo itself, uploaded the usual way, finds the same products
+    assert cards(search((front, searcher), photo(query["id"]))) == ids
+
+    # The same photo again, as a screenshot tool pastes it (no name): found the same.
+    driver.execute_script(PASTE, b64, "", "image/jpeg", None)
+    wait_for(lambda: dash_duo.find_element(".photo-filename").text == "pasted image", 30,
+             "the unnamed paste")
+    assert result_ids(driver, "results of the unnamed paste") == ids
+
+    # A pasted file that is not an image, and one over 10 MB: the upload's messages.
+    driver.execute_script(PASTE, base64.b64encode(b"%PDF-1.4").decode(), "doc.pdf",
+                          "application/pdf", None)
+    error = wait_for(lambda: driver.find_elements_by_css_selector("#photo-error"), 10, "alert")
+    assert "not an image (application/pdf)" in error[0].text and "doc.pdf" in error[0].text
+    driver.execute_script(PASTE, None, "big.jpg", "image/jpeg", 11 * 2**20)
+    wait_for(lambda: "at most 10 MB" in dash_duo.find_element("#photo-error").text, 10,
+             "the size message")
+
+    # Pasting on another page does nothing there.
+    dash_duo.find_element('.site-nav a[href="/about"]').click()
+    dash_duo.wait_for_element("#about-table")
+    driver.execute_script(PASTE, b64, "x.jpg", "image/jpeg", None)
+    time.sleep(0.5)
+    assert driver.find_elements_by_css_selector("#about-table")
+    assert driver.current_url.endswith("/about")
     assert dash_duo.get_logs() == [], "browser console errors"

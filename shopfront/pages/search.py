@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
+import re
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -30,6 +32,12 @@ from ..text import attribute_label
 
 SEARCH_PATH = "/search"
 PREVIEW_SIDE = 320  # the uploaded photo is shown as a JPEG of at most this many pixels
+PREVIEW_PREFIX = "data:image/jpeg;base64,"
+# Bounds on a saved result sent back by the browser (it is client data: any type, any size).
+MAX_SAVED_PREVIEW = 256 * 1024  # characters; a 320 px JPEG at quality 80 is about 30 KB
+MAX_SAVED_NEIGHBOURS = 100
+MAX_SAVED_TEXT = 300
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 log = logging.getLogger("lookalike")
 
 
@@ -115,48 +123,65 @@ def photo_preview(data: bytes) -> str:
     photos (which browsers cannot show) preview too, and a 10 MB photo is not sent back.
     """
     img = load_image(data, draft_size=2 * PREVIEW_SIDE, max_pixels=UPLOAD_PIXELS)
-    return "data:image/jpeg;base64," + base64.b64encode(
+    return PREVIEW_PREFIX + base64.b64encode(
         thumbnail_jpeg(img, PREVIEW_SIDE, quality=80)
     ).decode("ascii")
 
 
-def log_timings(shop: Shop, timings: dict[str, float], was_ready: bool) -> None:
-    """Where a search's time went, for the operator (INFO); shoppers never see it."""
-    log.info(
-        "search by photo: %d products in %.0f ms (photo %.0f ms, model %.0f ms%s, "
-        "search %.1f ms)", shop.n_products, sum(timings.values()), timings.get("decode", 0),
-        timings.get("embed", 0), "" if was_ready else " including loading it",
-        timings.get("search", 0),
-    )
+def saved_result(
+    neighbours: list[tuple[str, float]], vote: Any, preview: str, filename: str | None
+) -> dict[str, Any]:
+    """What the browser keeps of the last search (session storage) to show it again:
+    the neighbours' ids and scores, the vote, the small preview and the file name."""
+    return {"filename": filename, "preview": preview,
+            "neighbours": [[pid, float(score)] for pid, score in neighbours],
+            "vote": list(vote) if vote else None}
 
 
-def search_results(
-    searcher: PhotoSearcher, shop: Shop, contents: Any, filename: Any
+def _count(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= MAX_SAVED_NEIGHBOURS)
+
+
+def read_saved(saved: Any) -> dict[str, Any] | None:
+    """A saved result as the browser sent it back, checked; None if it is not one."""
+    if not isinstance(saved, dict):
+        return None
+    preview, neighbours = saved.get("preview"), saved.get("neighbours")
+    if not (isinstance(preview, str) and len(preview) <= MAX_SAVED_PREVIEW
+            and preview.startswith(PREVIEW_PREFIX)
+            and BASE64.fullmatch(preview, len(PREVIEW_PREFIX))):
+        return None
+    if not isinstance(neighbours, list) or len(neighbours) > MAX_SAVED_NEIGHBOURS:
+        return None
+    pairs = []
+    for pair in neighbours:
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+                and len(pair[0]) <= MAX_SAVED_TEXT and isinstance(pair[1], int | float)
+                and not isinstance(pair[1], bool) and math.isfinite(pair[1])):
+            return None
+        pairs.append((pair[0], float(pair[1])))
+    filename = saved.get("filename")
+    vote = saved.get("vote")
+    ok_vote = (isinstance(vote, list) and len(vote) == 4
+               and all(isinstance(v, str) and 0 < len(v) <= MAX_SAVED_TEXT for v in vote[:2])
+               and all(_count(v) for v in vote[2:]))
+    return {"filename": filename[:MAX_SAVED_TEXT] if isinstance(filename, str) and filename
+            else None, "preview": preview, "neighbours": pairs,
+            "vote": tuple(vote) if ok_vote else None}
+
+
+def results_layout(
+    shop: Shop, neighbours: list[tuple[str, float]], vote: Any, preview: str,
+    filename: str | None,
 ) -> Any:
-    """The upload callback as a pure function: an upload (data URL) -> the results area.
+    """The results area for a search: the preview, the vote and the look-alikes as cards.
 
-    A photo gives its preview, the neighbour vote and the k most similar products as
-    cards; a bad upload gives an alert with a message for the shopper. Nothing is kept
-    between calls.
+    Built from ids and scores, so a saved search is shown with the catalog's current
+    titles and prices; ids no longer in the catalog are left out.
     """
-    if not contents or not isinstance(contents, str):
-        return search_placeholder(shop)
-    was_ready = searcher.state == "ready"
-    try:
-        data = decode_upload(contents)
-        result = searcher.search(data)
-        preview = photo_preview(data)
-    except UploadError as e:
-        return upload_alert(str(e), filename)
-    except ModelError as e:
-        log.error("search by photo: %s", e)
-        return upload_alert(UNAVAILABLE_TEXT, filename, "danger")
-    except Exception:  # a shopper gets a message, the operator the traceback
-        log.exception("search by photo failed for %r", filename)
-        return upload_alert("Something went wrong on our side. Please try another photo.",
-                            filename, "danger")
     found = [(item, score) for item, score in
-             ((shop.item(pid), score) for pid, score in result.neighbours) if item is not None]
+             ((shop.item(pid), score) for pid, score in neighbours) if item is not None]
     best = found[0][1] if found else 0.0
     cards = [similar_card(item, score, rank, best, "cosine", shop.baseline)
              for rank, (item, score) in enumerate(found, start=1)]
@@ -164,8 +189,8 @@ def search_results(
     if filename:
         summary.append(div(filename, className="photo-filename text-muted small text-truncate",
                            title=filename))
-    if result.vote:
-        attr, label, votes, k = result.vote
+    if vote:
+        attr, label, votes, k = vote
         summary.append(div(
             [wire("Span", HTML_NS, children="Looks like: ", className="text-muted"),
              wire("Strong", HTML_NS, children=label),
@@ -174,7 +199,6 @@ def search_results(
             className="photo-vote h5 mb-1", id="photo-vote",
             title=f"{attribute_label(attr)} of the most similar products",
         ))
-    log_timings(shop, result.timings_ms, was_ready)
     header = div(
         [
             div(wire("Img", HTML_NS, src=preview, alt=filename or "your photo",
@@ -197,6 +221,62 @@ def search_results(
     )
 
 
+def log_timings(shop: Shop, timings: dict[str, float], was_ready: bool) -> None:
+    """Where a search's time went, for the operator (INFO); shoppers never see it."""
+    log.info(
+        "search by photo: %d products in %.0f ms (photo %.0f ms, model %.0f ms%s, "
+        "search %.1f ms)", shop.n_products, sum(timings.values()), timings.get("decode", 0),
+        timings.get("embed", 0), "" if was_ready else " including loading it",
+        timings.get("search", 0),
+    )
+
+
+def run_search(
+    searcher: PhotoSearcher, shop: Shop, contents: Any, filename: Any
+) -> tuple[Any, dict[str, Any] | None]:
+    """The upload callback as a pure function: an upload (data URL) -> (results area,
+    what the browser keeps of it, or None when there is nothing to keep).
+
+    A photo gives its preview, the neighbour vote and the k most similar products as
+    cards; a bad upload gives an alert with a message for the shopper. Nothing is kept
+    on the server between calls.
+    """
+    filename = filename if isinstance(filename, str) and filename else None
+    if not contents or not isinstance(contents, str):
+        return search_placeholder(shop), None
+    was_ready = searcher.state == "ready"
+    try:
+        data = decode_upload(contents)
+        result = searcher.search(data)
+        preview = photo_preview(data)
+    except UploadError as e:
+        return upload_alert(str(e), filename), None
+    except ModelError as e:
+        log.error("search by photo: %s", e)
+        return upload_alert(UNAVAILABLE_TEXT, filename, "danger"), None
+    except Exception:  # a shopper gets a message, the operator the traceback
+        log.exception("search by photo failed for %r", filename)
+        return upload_alert("Something went wrong on our side. Please try another photo.",
+                            filename, "danger"), None
+    log_timings(shop, result.timings_ms, was_ready)
+    layout = results_layout(shop, result.neighbours, result.vote, preview, filename)
+    return layout, saved_result(result.neighbours, result.vote, preview, filename)
+
+
+def search_results(searcher: PhotoSearcher, shop: Shop, contents: Any, filename: Any) -> Any:
+    """The results area for an upload (`run_search` without what the browser keeps)."""
+    return run_search(searcher, shop, contents, filename)[0]
+
+
+def restore_results(shop: Shop, saved: Any) -> Any:
+    """The results area for the last search as the browser kept it (Back, reload)."""
+    checked = read_saved(saved)
+    if checked is None:
+        return no_update
+    return results_layout(shop, checked["neighbours"], checked["vote"], checked["preview"],
+                          checked["filename"])
+
+
 def search_layout(shop: Shop, searcher: PhotoSearcher) -> html.Div:
     """Search by photo: an upload area (click, drop, or a phone's camera) and the results."""
     upload = dcc.Upload(
@@ -213,6 +293,7 @@ def search_layout(shop: Shop, searcher: PhotoSearcher) -> html.Div:
                 html.Div("Drop a photo here", className="fw-semibold"),
                 html.Div(["or ", html.Span("choose one", className="photo-drop-link"),
                           " (on a phone: take one)"], className="small"),
+                html.Div("or paste an image (Ctrl+V)", className="small"),
                 html.Div(f"JPEG, PNG or WebP · up to {MAX_UPLOAD_BYTES // 2**20}\u00a0MB",
                          className="small text-muted mt-2"),
             ],
@@ -225,6 +306,11 @@ def search_layout(shop: Shop, searcher: PhotoSearcher) -> html.Div:
             html.P("Upload a product photo and we'll find what in the catalog looks most "
                    "like it.", className="text-muted mb-3"),
             dcc.Store(id="photo-rejected"),
+            # The last search, kept by the browser for this tab (Back and reload show it
+            # again), and the copy of it that the results area is asked to show.
+            dcc.Store(id="photo-last", storage_type="session"),
+            dcc.Store(id="photo-restore"),
+            dcc.Store(id="photo-paste"),  # the paste listener's callback needs an output
             dbc.Row(
                 [
                     dbc.Col(
@@ -263,6 +349,7 @@ def search_page(searcher: PhotoSearcher) -> Page:
             Output("photo-upload", "contents"),
             Output("photo-model-status", "children"),
             Output("photo-loading", "custom_spinner"),
+            Output("photo-last", "data"),
             Input("photo-upload", "contents"),
             Input("photo-rejected", "data"),
             State("photo-upload", "filename"),
@@ -270,18 +357,47 @@ def search_page(searcher: PhotoSearcher) -> Page:
         )
         def _search(contents: Any, rejected: Any, filename: Any) -> tuple[Any, ...]:
             filename = filename if isinstance(filename, str) else None
+            saved = None
             if ctx.triggered_id == "photo-rejected":
                 body = rejected_upload_alert(rejected, MAX_UPLOAD_BYTES)
             else:
-                body = search_results(searcher, shop, contents, filename)
-            # Clearing contents lets the same file be uploaded again and frees the browser's copy.
-            return body, None, model_status(searcher), loading_message(searcher)
+                body, saved = run_search(searcher, shop, contents, filename)
+            # Clearing contents lets the same file be uploaded again and frees the browser's
+            # copy; a bad upload leaves the last good search saved.
+            return (body, None, model_status(searcher), loading_message(searcher),
+                    no_update if saved is None else saved)
+
+        # The page appears again (Back, reload) with a saved search: the browser passes it
+        # on only while the results area shows the placeholder (assets/shopfront.js), and
+        # it is shown again from its ids and scores, without the model.
+        app.clientside_callback(
+            ClientsideFunction(namespace="shopfront", function_name="restore_gate"),
+            Output("photo-restore", "data"),
+            Input("photo-last", "data"),
+            State("photo-results", "children"),
+            prevent_initial_call=True,
+        )
+
+        @app.callback(
+            Output("photo-results", "children", allow_duplicate=True),
+            Input("photo-restore", "data"),
+            prevent_initial_call=True,
+        )
+        def _restore(saved: Any) -> Any:
+            return restore_results(shop, saved)
 
         # Runs in the browser when the page appears: dcc.Upload silently drops a file that is
         # not an image or is too large; the guard reports it here (assets/shopfront.js).
         app.clientside_callback(
             ClientsideFunction(namespace="shopfront", function_name="upload_guard"),
             Output("photo-rejected", "data"),
+            Input("photo-upload", "id"),
+            State("photo-upload", "max_size"),
+        )
+        # An image pasted on the page (Ctrl+V) is uploaded like a dropped one.
+        app.clientside_callback(
+            ClientsideFunction(namespace="shopfront", function_name="paste_photo"),
+            Output("photo-paste", "data"),
             Input("photo-upload", "id"),
             State("photo-upload", "max_size"),
         )
