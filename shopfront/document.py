@@ -28,9 +28,12 @@ HTML_NAMESPACE = "dash_html_components"
 # Components that only make sense once JavaScript runs: left out of the static frame.
 SKIPPED = {"Location", "Store", "Graph", "Dropdown", "Upload", "Pagination", "Select",
            "Loading", "Input", "Spinner", "Tooltip"}
-ATTRIBUTES = {"className": "class", "htmlFor": "for"}
-PASSED = {"id", "href", "src", "alt", "title", "role", "target", "rel", "scope", "loading"}
+ATTRIBUTES = {"className": "class", "htmlFor": "for", "tabIndex": "tabindex"}
+PASSED = {"id", "href", "src", "alt", "title", "role", "target", "rel", "scope", "loading",
+          "htmlFor", "tabIndex"}
 
+# Dash's index with `lang`; its scripts in a <div>, not Dash's <footer>, which would be a
+# second "contentinfo" landmark beside the shop's own footer.
 INDEX_STRING = """<!DOCTYPE html>
 <html lang="{%lang%}">
     <head>
@@ -41,11 +44,11 @@ INDEX_STRING = """<!DOCTYPE html>
     </head>
     <body>
         {%app_entry%}
-        <footer>
+        <div>
             {%config%}
             {%scripts%}
             {%renderer%}
-        </footer>
+        </div>
     </body>
 </html>"""
 

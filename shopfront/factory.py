@@ -46,6 +46,21 @@ def footer(shop: Shop) -> html.Footer:
                        className="site-footer")
 
 
+MAIN_ID = "main"
+
+
+def skip_link() -> html.A:
+    """"Skip to content": the first thing Tab reaches, shown only while focused
+    (assets/shopfront.js moves focus to <main> without touching the URL)."""
+    return html.A("Skip to content", href=f"#{MAIN_ID}",
+                  className="skip-link visually-hidden-focusable")
+
+
+def main(content: Any) -> html.Main:
+    """The page's <main> landmark, focusable from script and the skip link only."""
+    return html.Main(content, id=MAIN_ID, tabIndex="-1")
+
+
 def create_app(
     shop: Shop | str | Path, extra_pages: Sequence[Page] = (),
     max_request_bytes: int = STATIC_MAX_REQUEST_BYTES,
@@ -61,7 +76,8 @@ def create_app(
     top = navbar(in_navbar, shop.name)
 
     def frame(layout: Any) -> str:
-        return to_html([top, dbc.Container(layout, className="pb-5", fluid="xl"),
+        return to_html([skip_link(), top,
+                        main(dbc.Container(layout, className="pb-5", fluid="xl")),
                         footer(shop)])
 
     app = ShopDash(
@@ -78,8 +94,9 @@ def create_app(
     app.layout = html.Div([
         dcc.Location(id="url", refresh=False),
         dcc.Store(id="page-title"),
+        skip_link(),
         top,
-        dbc.Container(id="page-content", className="pb-5", fluid="xl"),
+        main(dbc.Container(id="page-content", className="pb-5", fluid="xl")),
         footer(shop),
     ])
 
