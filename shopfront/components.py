@@ -78,7 +78,8 @@ def product_card(item: Item, footer: list[WireComponent] | None = None) -> WireC
     ]
     card = div(
         [
-            div(wire("Img", HTML_NS, src=item.thumb_url, alt=item.title, loading="lazy"),
+            # alt="": the title is the card's next line, so a screen reader says it once
+            div(wire("Img", HTML_NS, src=item.thumb_url, alt="", loading="lazy"),
                 className="product-thumb"),
             div(body, className="card-body p-2"),
         ],
@@ -122,7 +123,8 @@ def navbar(pages: Sequence[Page], brand: str) -> dbc.Navbar:
              for p in pages if p.label]
     return dbc.Navbar(
         dbc.Container([
-            dcc.Link([html.Span("◐", className="brand-mark"), " lookalike"], href="/",
+            dcc.Link([html.Span("◐", className="brand-mark", **{"aria-hidden": "true"}),
+                      " lookalike"], href="/",
                      className="navbar-brand"),
             html.Span(brand, className="navbar-text small d-none d-md-inline"),
             dbc.Nav(links, className="ms-auto", navbar=True),

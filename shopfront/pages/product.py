@@ -25,10 +25,15 @@ def breadcrumb(shop: Shop, attrs: dict[str, str]) -> dict[str, Any]:
         if not value:
             continue
         filters.append((facet.name, (value,)))
-        steps += [wire("Span", HTML_NS, children="›", className="mx-2"),
+        steps += [wire("Span", HTML_NS, children="›", className="mx-2", **{"aria-hidden": "true"}),
                   link(value, "/" + catalog_query_string(CatalogQuery(filters=tuple(filters))))]
     return wire("Nav", HTML_NS, children=steps, className="crumbs small mb-2",
                 **{"aria-label": "breadcrumb"})
+
+
+def hidden_arrow(arrow: str) -> dict[str, Any]:
+    """An arrow drawn for the eye only (a screen reader would read "north east arrow")."""
+    return wire("Span", HTML_NS, children=arrow, **{"aria-hidden": "true"})
 
 
 def product_description(item: Item) -> str:
@@ -58,12 +63,16 @@ def product_layout(shop: Shop, item: Item, neighbours: list[tuple[Item, float]])
             chips.append(wire("Span", HTML_NS, children=content, className="chip"))
     actions: list[Any] = []
     if item.product_url:
+        shop_link = ["View in shop ", hidden_arrow("↗"),
+                     wire("Span", HTML_NS, children=" (opens in a new tab)",
+                          className="visually-hidden")]
         actions.append(wire(
-            "A", HTML_NS, children="View in shop ↗", href=item.product_url, target="_blank",
+            "A", HTML_NS, children=shop_link, href=item.product_url, target="_blank",
             rel="noopener noreferrer", className="btn btn-primary btn-lg me-2",
             id="product-shop-link",
         ))
-    actions.append(link("← Back to catalog", "/", className="btn btn-outline-secondary"))
+    actions.append(link([hidden_arrow("←"), " Back to catalog"], "/",
+                        className="btn btn-outline-secondary"))
     if shop.metric == "euclidean":
         how = ("Ranked by Euclidean distance between image features (lower is closer); "
                "the bar shows closeness relative to the closest match.")
