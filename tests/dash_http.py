@@ -20,16 +20,16 @@ def render_payload(pathname: Any, search: Any = "") -> dict[str, Any]:
 
 
 CATALOG_OUTPUT = (
-    "..catalog-grid.children...catalog-count.children...catalog-pagination.max_value"
-    "...catalog-pagination.active_page...catalog-search.value...catalog-sort.value..."
-    '{"attr":["ALL"],"type":"catalog-filter"}.value...catalog-url.search...page-title.data'
-    "@e50f5689b5c7ce4fa913bc0873af1cd7f4abca07c1c09a29591056f0cfb31086.."
+    '..catalog-grid.children...catalog-count.children...catalog-pagination.children..'
+    '.catalog-search.value...catalog-sort.value...{"attr":["ALL"],"type":"catalog-fil'
+    'ter"}.value...catalog-url.search...page-title.data@7afdc85defaca771214d69e479300'
+    'fc4244be62e4fd32ec4d9ef2b618362c8f5..'
 )
 
 
 def catalog_payload(
     facets: list[str], q: Any = "", sort: Any = "featured", values: Any = None,
-    page: Any = 1, url_search: Any = "", changed: str = "catalog-search.value",
+    url_search: Any = "", changed: str = "catalog-search.value",
     output: str = CATALOG_OUTPUT, pathname: Any = "/",
 ) -> dict[str, Any]:
     """The catalog callback's request; `values` maps facet name -> selected values.
@@ -42,8 +42,7 @@ def catalog_payload(
         "outputs": [
             {"id": "catalog-grid", "property": "children"},
             {"id": "catalog-count", "property": "children"},
-            {"id": "catalog-pagination", "property": "max_value"},
-            {"id": "catalog-pagination", "property": "active_page"},
+            {"id": "catalog-pagination", "property": "children"},
             {"id": "catalog-search", "property": "value"},
             {"id": "catalog-sort", "property": "value"},
             [{"id": f["id"], "property": "value"} for f in filters],
@@ -55,7 +54,6 @@ def catalog_payload(
             {"id": "catalog-search", "property": "value", "value": q},
             {"id": "catalog-sort", "property": "value", "value": sort},
             filters,
-            {"id": "catalog-pagination", "property": "active_page", "value": page},
         ],
         "state": [{"id": "catalog-url", "property": "pathname", "value": pathname}],
         "changedPropIds": [changed],

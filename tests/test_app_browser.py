@@ -171,7 +171,7 @@ def test_shopper_journey(dash_duo: Any, fake_folder: Path, shots: Path) -> None:
     assert dash_duo.find_element("#catalog-search").get_attribute("value") == "red"
     wait_title(dash_duo, lambda t: t.startswith("“red” – search"))
 
-    # Explore: the map, coloured by an attribute; clicking a point opens its product.
+    # Explore: the map, coloured by an attribute; a clicked point shows its product.
     dash_duo.find_element('.site-nav a[href="/explore"]').click()
     dash_duo.wait_for_element("#explore-graph .js-plotly-plot", timeout=15)
     legend = wait_text(dash_duo, "#explore-graph .legend", lambda t: "Men" in t)
@@ -182,6 +182,8 @@ def test_shopper_journey(dash_duo: Any, fake_folder: Path, shots: Path) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
 
     ActionChains(dash_duo.driver).move_to_element(points[0]).pause(0.3).click().perform()
+    dash_duo.wait_for_element("#explore-preview .product-card")  # the dot's product...
+    dash_duo.find_element("#explore-open").click()  # ...and its page
     wait_url(dash_duo, lambda u: "/product/" in u)
     dash_duo.wait_for_element("#product-title")
 

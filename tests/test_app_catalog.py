@@ -254,25 +254,47 @@ def test_catalog_results_empty(shop: Shop) -> None:
     assert "No products match" in str(body.to_plotly_json())
 
 
+def page_links(links: Any) -> list[tuple[str, str | None]]:
+    """(label, href or None) of each entry of the catalog's pagination."""
+    entries = links["props"]["children"]["props"]["children"]
+    out = []
+    for li in entries:
+        inner = li["props"]["children"]
+        label = inner["props"]["children"]
+        if isinstance(label, list):  # a symbol and its visually hidden name
+            label = label[0]["props"]["children"]
+        out.append((label, inner["props"].get("href")))
+    return out
+
+
 def test_sync_catalog_control_change_resets_page_and_sets_url(shop: Shop) -> None:
-    out = sync_catalog(shop, "control", "?page=3", "blue", "featured", {"gender": ["Men"]}, 3)
-    _, _, _, page, q, sort, filter_values, new_search = out
-    assert page == 1
+    out = sync_catalog(shop, "control", "?page=3", "blue", "featured", {"gender": ["Men"]})
+    _, _, links, q, sort, filter_values, new_search = out
     assert (q, sort) == ("blue", "featured")
     assert filter_values == [["Men"], [], []]
     assert new_search == "?q=blue&gender=Men"
+    assert links is None  # one page of blue men's products: no page links
+    out = sync_catalog(shop, "control", "?page=3", "", "featured", {"gender": ["Men"]})
+    assert ("1", None) in page_links(out[2]) and out[6] == "?gender=Men"  # back on page 1
 
 
-def test_sync_catalog_page_change_keeps_filters(shop: Shop) -> None:
-    out = sync_catalog(shop, "page", "", "", "featured", {}, 2)
-    assert out[3] == 2 and out[7] == "?page=2"
+def test_page_links_are_real_addresses(shop: Shop) -> None:
+    out = sync_catalog(shop, "url", "?sort=title&page=3", "", "featured", {})
+    links = page_links(out[2])  # 120 products: 5 pages
+    assert links[0] == ("«", "/?sort=title")  # page 1 has no page parameter
+    assert links[1] == ("‹", "/?sort=title&page=2")
+    assert ("3", None) in links  # the current page is not a link
+    assert ("1", "/?sort=title") in links and ("5", "/?sort=title&page=5") in links
+    assert links[-2:] == [("›", "/?sort=title&page=4"), ("»", "/?sort=title&page=5")]
+    one_page = sync_catalog(shop, "url", "?q=no-such-product", "", "featured", {})
+    assert one_page[2] is None
 
 
 def test_sync_catalog_url_change_drives_controls(shop: Shop) -> None:
     out = sync_catalog(shop, "url", "?q=red&baseColour=Red", "stale", "price-asc",
-                       {"gender": ["Men"]}, 4)
-    _, _, _, page, q, sort, filter_values, new_search = out
-    assert (page, q, sort) == (1, "red", "featured")
+                       {"gender": ["Men"]})
+    _, _, _, q, sort, filter_values, new_search = out
+    assert (q, sort) == ("red", "featured")
     assert filter_values == [[], [], ["Red"]]
     assert new_search is no_update
 

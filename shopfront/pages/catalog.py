@@ -5,13 +5,15 @@ Its state lives in the URL query string, so links can be shared and Back restore
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from ..components import grid, product_card
+from ..components import HTML_NS, WireComponent, grid, link, product_card, wire
 from ..document import ShopDash
 from ..query import (
     MAX_QUERY_CHARS,
@@ -51,12 +53,18 @@ def catalog_layout(shop: Shop, query: CatalogQuery) -> html.Div:
     body, n_pages, page, count = catalog_results(shop, query)
     filters = [
         dbc.Col(
-            dcc.Dropdown(
-                id={"type": "catalog-filter", "attr": f.name},
-                options=[{"label": f"{v} ({n:,})", "value": v} for v, n in f.options],
-                value=query.filter_values(f.name), multi=True, placeholder=f.label,
-                className="catalog-filter",
-            ),
+            [
+                # Dash's dropdown names itself after its value; assets/shopfront.js puts
+                # this label first in its name ("Filter by gender: Men").
+                html.Label(f"Filter by {f.label.lower()}:", className="visually-hidden",
+                           htmlFor=dom_id(filter_id(f.name))),
+                dcc.Dropdown(
+                    id=filter_id(f.name),
+                    options=[{"label": f"{v} ({n:,})", "value": v} for v, n in f.options],
+                    value=query.filter_values(f.name), multi=True, placeholder=f.label,
+                    className="catalog-filter",
+                ),
+            ],
             xs=12, sm=6, lg=True,
         )
         for f in shop.facets
@@ -66,7 +74,9 @@ def catalog_layout(shop: Shop, query: CatalogQuery) -> html.Div:
         [
             dbc.Col(
                 dbc.InputGroup([
-                    dbc.InputGroupText(html.Span(className="search-icon")),
+                    html.Label([html.Span(className="search-icon"),
+                                html.Span("Search products", className="visually-hidden")],
+                               htmlFor="catalog-search", className="input-group-text"),
                     dcc.Input(id="catalog-search", type="search", value=query.q,
                               placeholder="Search products", debounce=0.35,
                               className="form-control", autoComplete="off",
@@ -74,10 +84,14 @@ def catalog_layout(shop: Shop, query: CatalogQuery) -> html.Div:
                 ]),
                 xs=12, lg=4,
             ),
-            dbc.Col(dbc.Select(id="catalog-sort",
+            dbc.Col(
+                dbc.InputGroup([
+                    html.Label("Sort", htmlFor="catalog-sort", className="input-group-text"),
+                    dbc.Select(id="catalog-sort",
                                options=[{"label": v, "value": k} for k, v in sorts.items()],
                                value=query.sort),
-                    xs=12, sm=6, lg=2),
+                ]),
+                xs=12, sm=6, lg=3),
         ],
         className="g-2 mb-2",
     )
@@ -93,16 +107,65 @@ def catalog_layout(shop: Shop, query: CatalogQuery) -> html.Div:
             ]),
             controls,
             dbc.Row(filters, className="g-2 mb-3") if filters else None,
-            html.Div(count, id="catalog-count", className="text-muted small mb-2"),
+            # announced by screen readers whenever it changes (a search, a filter, a page)
+            html.Div(count, id="catalog-count", className="text-muted small mb-2",
+                     role="status", **{"aria-live": "polite", "aria-atomic": "true"}),
             html.Div(body, id="catalog-grid"),
-            html.Div(
-                dbc.Pagination(id="catalog-pagination", max_value=n_pages, active_page=page,
-                               fully_expanded=False, first_last=True, previous_next=True),
-                className="d-flex justify-content-center mt-4",
-            ),
+            html.Div(pagination(query, n_pages, page), id="catalog-pagination",
+                     className="d-flex justify-content-center mt-4"),
+            dcc.Store(id="catalog-scrolled"),
         ],
         className="catalog-page",
     )
+
+
+PAGE_WINDOW = 2  # page links shown either side of the current page
+
+
+def pagination(query: CatalogQuery, n_pages: int, page: int) -> WireComponent | None:
+    """Links to the other pages of results: real `/?...&page=N` addresses (open in a new
+    tab works), first/previous, a window around the current page, next/last."""
+    if n_pages <= 1:
+        return None
+
+    def entry(label: str, number: int, name: str, current: bool = False) -> WireComponent:
+        disabled = number == page and not current
+        # dcc.Link renders no aria-* props: the name is visually hidden text instead
+        text: Any = label if label == name else [
+            wire("Span", HTML_NS, children=label, **{"aria-hidden": "true"}),
+            wire("Span", HTML_NS, children=name, className="visually-hidden")]
+        if current or disabled:
+            inner = wire("Span", HTML_NS, children=text, className="page-link",
+                         **({"aria-current": "page"} if current else {}))
+        else:
+            href = "/" + catalog_query_string(replace(query, page=number))
+            inner = link(text, href, className="page-link", title=name)
+        state = " active" if current else (" disabled" if disabled else "")
+        return wire("Li", HTML_NS, children=inner, className=f"page-item{state}")
+
+    first = max(1, page - PAGE_WINDOW)
+    last = min(n_pages, page + PAGE_WINDOW)
+    items = [entry("«", 1, "First page"), entry("‹", max(1, page - 1), "Previous page")]
+    items += [entry(str(n), n, str(n), current=n == page) for n in range(first, last + 1)]
+    items += [entry("›", min(n_pages, page + 1), "Next page"),
+              entry("»", n_pages, f"Last page ({n_pages:,})")]
+    return wire("Nav", HTML_NS, children=wire("Ul", HTML_NS, children=items,
+                                              className="pagination flex-wrap"),
+                **{"aria-label": "Result pages"})
+
+
+def filter_id(attr: str) -> dict[str, str]:
+    """The id of an attribute's filter dropdown."""
+    return {"type": "catalog-filter", "attr": attr}
+
+
+def dom_id(component_id: dict[str, str]) -> str:
+    """A pattern-matching id as Dash writes it into the page (keys sorted, JSON values),
+    for a label's `htmlFor`."""
+    def js(value: str) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    return "{" + ",".join(f"{js(k)}:{js(v)}" for k, v in sorted(component_id.items())) + "}"
 
 
 def catalog_head(shop: Shop, query: CatalogQuery) -> Head:
@@ -120,27 +183,27 @@ def catalog_view(shop: Shop, rest: str, search: str) -> View:
 
 
 def sync_catalog(
-    shop: Shop, trigger: str | None, url_search: Any, q: Any, sort: Any,
-    chosen: Any, page: Any,
-) -> tuple[Any, str, int, int, str, str, list[list[str]], Any]:
+    shop: Shop, trigger: str | None, url_search: Any, q: Any, sort: Any, chosen: Any,
+) -> tuple[Any, str, Any, str, str, list[list[str]], Any]:
     """The catalog page's one callback, as a pure function (inputs are untrusted).
 
-    Triggered by the URL (back/forward): controls follow the URL. Triggered by a control:
-    the URL follows the controls, and any change but the page number goes back to page 1.
-    Returns (grid, count, n_pages, page, search text, sort, filter values per facet,
-    new URL query string or no_update).
+    Triggered by the URL (a page link, back/forward): controls follow the URL. Triggered
+    by a control: the URL follows the controls, back on page 1. Returns (grid, count,
+    page links, search text, sort, filter values per facet, new URL query string or
+    no_update).
     """
     choices = shop.filter_choices
     if trigger == "url":
         query = parse_catalog_query(url_search, choices)
     else:
-        query = make_query(choices, q, chosen, sort, page if trigger == "page" else 1)
+        query = make_query(choices, q, chosen, sort, 1)
     body, n_pages, shown_page, count = catalog_results(shop, query)
     query_string = catalog_query_string(query)
     current = url_search if isinstance(url_search, str) else ""
     new_search = no_update if trigger == "url" or query_string == current else query_string
     filter_values = [query.filter_values(f.name) for f in shop.facets]
-    return body, count, n_pages, shown_page, query.q, query.sort, filter_values, new_search
+    links = pagination(query, n_pages, shown_page)
+    return body, count, links, query.q, query.sort, filter_values, new_search
 
 
 def register_callbacks(app: ShopDash, shop: Shop) -> None:
@@ -150,8 +213,7 @@ def register_callbacks(app: ShopDash, shop: Shop) -> None:
     @app.callback(
         Output("catalog-grid", "children"),
         Output("catalog-count", "children"),
-        Output("catalog-pagination", "max_value"),
-        Output("catalog-pagination", "active_page"),
+        Output("catalog-pagination", "children"),
         Output("catalog-search", "value"),
         Output("catalog-sort", "value"),
         Output({"type": "catalog-filter", "attr": ALL}, "value"),
@@ -161,25 +223,31 @@ def register_callbacks(app: ShopDash, shop: Shop) -> None:
         Input("catalog-search", "value"),
         Input("catalog-sort", "value"),
         Input({"type": "catalog-filter", "attr": ALL}, "value"),
-        Input("catalog-pagination", "active_page"),
         State("catalog-url", "pathname"),
         prevent_initial_call=True,
     )
     def _catalog(url_search: Any, q: Any, sort: Any, filter_values: Any,
-                 page: Any, pathname: Any) -> tuple[Any, ...]:
+                 pathname: Any) -> tuple[Any, ...]:
         if isinstance(pathname, str) and pathname.rstrip("/"):
             raise PreventUpdate  # leaving the catalog: its Location saw the next page's URL
         triggered = ctx.triggered_id if isinstance(ctx.triggered_id, str) else ""
-        trigger = {"catalog-url": "url", "catalog-pagination": "page"}.get(triggered,
-                                                                           "control")
+        trigger = "url" if triggered == "catalog-url" else "control"
         chosen = dict(zip(filter_attributes(ctx.inputs_list[3]), filter_values or [],
                           strict=False))
-        result = sync_catalog(shop, trigger, url_search, q, sort, chosen, page)
+        result = sync_catalog(shop, trigger, url_search, q, sort, chosen)
         # Filter outputs follow the order of the filter components on the page.
-        by_name = dict(zip(facet_names, result[6], strict=True))
-        shown = [by_name.get(a, []) for a in filter_attributes(ctx.outputs_list[6])]
-        title = app.page_title(catalog_head(shop, CatalogQuery(q=result[4])))
-        return (*result[:6], shown, result[7], title)
+        by_name = dict(zip(facet_names, result[5], strict=True))
+        shown = [by_name.get(a, []) for a in filter_attributes(ctx.outputs_list[5])]
+        title = app.page_title(catalog_head(shop, CatalogQuery(q=result[3])))
+        return (*result[:5], shown, result[6], title)
+
+    # New results after a page link: bring their top into view if it is above the screen.
+    app.clientside_callback(
+        ClientsideFunction(namespace="shopfront", function_name="results_into_view"),
+        Output("catalog-scrolled", "data"),
+        Input("catalog-grid", "children"),
+        prevent_initial_call=True,
+    )
 
 
 def filter_attributes(entries: Any) -> list[str | None]:

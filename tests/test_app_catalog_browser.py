@@ -1,0 +1,47 @@
+"""The catalog page in a real browser: page links that are real links and bring the new
+results into view, and searches that find what people type."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shopfront import create_app
+from shopfront.pages.catalog import PAGE_SIZE
+from shopfront.query import CatalogQuery
+from tests.test_app_browser import wait_text, wait_url
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.mark.parametrize("width", [390, 1366])
+def test_page_links_go_to_the_next_page_and_its_top(dash_duo: Any, fake_folder: Path,
+                                                   width: int) -> None:
+    front = create_app(fake_folder)
+    dash_duo.driver.set_window_size(width, 844)
+    dash_duo.start_server(front.app)
+    dash_duo.wait_for_element("#catalog-grid .product-link")
+    second = front.shop.matching(CatalogQuery(page=2), PAGE_SIZE)[2][0]
+
+    link = dash_duo.find_element("#catalog-pagination a[href$='/?page=2'][title='2']")
+    assert link.get_attribute("href").endswith("/?page=2")  # a real address: new tabs work
+    dash_duo.driver.execute_script(
+        "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", link)
+    link.click()  # from the bottom of the page, as a shopper would
+    wait_url(dash_duo, lambda url: url.endswith("/?page=2"))
+    wait_text(dash_duo, "#catalog-grid .product-title", lambda t: t == second.title)
+    wait_text(dash_duo, "#catalog-pagination [aria-current='page']", lambda t: t == "2")
+    top_js = "return document.getElementById('catalog-count').getBoundingClientRect().top"
+    deadline = time.monotonic() + 10  # Bootstrap scrolls smoothly
+    while not -2 <= (top := dash_duo.driver.execute_script(top_js)) < 300:
+        assert time.monotonic() < deadline, f"results not in view: top at {top}"
+        time.sleep(0.1)
+
+    dash_duo.driver.back()  # Back returns to page 1
+    wait_url(dash_duo, lambda url: "page=" not in url)
+    first = front.shop.matching(CatalogQuery(), PAGE_SIZE)[2][0]
+    wait_text(dash_duo, "#catalog-grid .product-title", lambda t: t == first.title)
+    assert dash_duo.get_logs() == []
