@@ -105,7 +105,20 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         var navigated = a11y.path !== null && a11y.path !== path;
         a11y.path = path;
         if (navigated) { requestAnimationFrame(function () { focusHeading(path, 0); }); }
+        if (navigated && window.location.hash) {  // "Find similar": /product/<id>#similar-products
+            requestAnimationFrame(function () { scrollToHash(path, 0); });
+        }
     };
+
+    function scrollToHash(path, tries) {
+        if (window.location.pathname !== path) { return; }
+        var target = document.getElementById(decodeURIComponent(window.location.hash.slice(1)));
+        if (target) {
+            target.scrollIntoView({block: "start"});
+        } else if (tries < 20) {
+            setTimeout(function () { scrollToHash(path, tries + 1); }, 50);
+        }
+    }
 
     function focusHeading(path, tries) {
         if (window.location.pathname !== path) { return; }  // gone on to another page

@@ -12,13 +12,14 @@ from dash import ClientsideFunction, Input, Output, State, dcc, html
 
 from .components import navbar
 from .document import BRAND, ShopDash, to_html
-from .pages import STATIC_PAGES
+from .pages import STATIC_PAGES, catalog
 from .pages.not_found import not_found_view
 from .router import Page, View, route
 from .shop import Shop
 from .web import STATIC_MAX_REQUEST_BYTES, harden, serve_thumbnails
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SEARCH_PATH = "/search"  # dynamic mode's page (pages/search.py, not imported here)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ def create_app(
     """
     shop = shop if isinstance(shop, Shop) else Shop(shop)
     pages = (*STATIC_PAGES, *extra_pages)
+    if any(p.path == SEARCH_PATH for p in extra_pages):  # offer it on the catalog too
+        pages = tuple(catalog.PHOTO_SEARCH_PAGE if p is catalog.PAGE else p for p in pages)
     in_navbar = sorted(pages, key=lambda p: p.path == "/about")  # About last
     top = navbar(in_navbar, shop.name)
 

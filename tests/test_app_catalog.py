@@ -245,7 +245,9 @@ def test_catalog_results_paginate(shop: Shop) -> None:
     assert count == "120 products · showing 97–120"
     cards = body["props"]["children"]  # a grid in Dash's wire format
     assert len(cards) == 24
-    assert cards[-1]["props"]["children"]["props"]["href"] == "/product/p119"
+    card, find_similar = cards[-1]["props"]["children"]["props"]["children"]
+    assert card["props"]["href"] == "/product/p119"
+    assert find_similar["props"]["href"] == "/product/p119#similar-products"
 
 
 def test_catalog_results_empty(shop: Shop) -> None:

@@ -45,3 +45,26 @@ def test_page_links_go_to_the_next_page_and_its_top(dash_duo: Any, fake_folder: 
     first = front.shop.matching(CatalogQuery(), PAGE_SIZE)[2][0]
     wait_text(dash_duo, "#catalog-grid .product-title", lambda t: t == first.title)
     assert dash_duo.get_logs() == []
+
+
+@pytest.mark.parametrize("width", [390, 1366])
+def test_find_similar_goes_straight_to_the_look_alikes(dash_duo: Any, fake_folder: Path,
+                                                       width: int) -> None:
+    front = create_app(fake_folder)
+    dash_duo.driver.set_window_size(width, 844)
+    dash_duo.start_server(front.app)
+    dash_duo.wait_for_element("#catalog-grid .find-similar")
+    first = front.shop.matching(CatalogQuery(), PAGE_SIZE)[2][0]
+    link = dash_duo.find_elements("#catalog-grid .find-similar")[0]
+    assert link.text.startswith("Find similar")
+    dash_duo.driver.execute_script(
+        "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", link)
+    link.click()
+    wait_text(dash_duo, "#product-title", lambda t: t == first.title)
+    dash_duo.wait_for_element("#similar-products .product-card")
+    top_js = ("return document.getElementById('similar-products')"
+              ".getBoundingClientRect().top")
+    deadline = time.monotonic() + 10
+    while not 0 <= (top := dash_duo.driver.execute_script(top_js)) < 844:
+        assert time.monotonic() < deadline, f"look-alikes not on screen: top at {top}"
+        time.sleep(0.1)

@@ -280,3 +280,12 @@ def test_gunicorn_entry_point_reads_env(fake_folder: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["Flask", "120"]
+
+
+def test_dynamic_mode_offers_search_by_photo_on_the_catalog(fake_folder: Path) -> None:
+    search = Page("/search", "Search by photo",
+                  lambda shop, rest, search: View("upload here", Head("Search by photo")))
+    with_photo = create_app(fake_folder, extra_pages=[search])
+    assert "catalog-photo-search" in ids(render_page(with_photo.shop, with_photo.pages, "/").layout)
+    static = create_app(fake_folder)
+    assert "catalog-photo-search" not in ids(render_page(static.shop, static.pages, "/").layout)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from ..components import HTML_NS, WireComponent, grid, link, product_card, wire
+from ..components import HTML_NS, WireComponent, div, grid, link, product_card, wire
 from ..document import ShopDash
 from ..query import (
     MAX_QUERY_CHARS,
@@ -24,7 +25,7 @@ from ..query import (
     parse_catalog_query,
 )
 from ..router import Head, Page, View
-from ..shop import Shop
+from ..shop import Item, Shop
 
 PAGE_SIZE = 24
 
@@ -40,7 +41,7 @@ def catalog_results(shop: Shop, query: CatalogQuery) -> tuple[Any, int, int, str
             className="empty-state text-center py-5",
         )
     else:
-        body = grid([product_card(item) for item in shown])
+        body = grid([catalog_card(item) for item in shown])
     count = f"{total:,} {'product' if total == 1 else 'products'}"
     if total > PAGE_SIZE:
         first = (page - 1) * PAGE_SIZE + 1
@@ -48,7 +49,27 @@ def catalog_results(shop: Shop, query: CatalogQuery) -> tuple[Any, int, int, str
     return body, n_pages, page, count
 
 
-def catalog_layout(shop: Shop, query: CatalogQuery) -> html.Div:
+def catalog_card(item: Item) -> WireComponent:
+    """A product card with "Find similar", straight to the product's look-alikes."""
+    return div([
+        product_card(item),
+        link([wire("Span", HTML_NS, children="Find similar"),
+              wire("Span", HTML_NS, children=f" to {item.title}", className="visually-hidden")],
+             f"{item.href}#similar-products", className="find-similar"),
+    ], className="catalog-card h-100")
+
+
+def photo_search_entry() -> html.Div:
+    """Dynamic mode: search by photo, offered where shoppers start."""
+    return html.Div(
+        [html.Span("Have a photo of something you like?", className="me-2"),
+         dcc.Link("Search by photo →", href="/search", className="btn btn-primary btn-sm",
+                  id="catalog-photo-search")],
+        className="photo-entry d-flex flex-wrap align-items-center gap-2 mb-3",
+    )
+
+
+def catalog_layout(shop: Shop, query: CatalogQuery, photo_search: bool = False) -> html.Div:
     """The whole catalog page for a query."""
     body, n_pages, page, count = catalog_results(shop, query)
     filters = [
@@ -105,6 +126,7 @@ def catalog_layout(shop: Shop, query: CatalogQuery) -> html.Div:
                 html.P("Pick anything you like and we'll show you what looks like it.",
                        className="text-muted mb-3"),
             ]),
+            photo_search_entry() if photo_search else None,
             controls,
             dbc.Row(filters, className="g-2 mb-3") if filters else None,
             # announced by screen readers whenever it changes (a search, a filter, a page)
@@ -176,10 +198,10 @@ def catalog_head(shop: Shop, query: CatalogQuery) -> Head:
     return Head(title, description)
 
 
-def catalog_view(shop: Shop, rest: str, search: str) -> View:
-    """The page for `/?...`."""
+def catalog_view(shop: Shop, rest: str, search: str, photo_search: bool = False) -> View:
+    """The page for `/?...` (`photo_search`: offer search by photo, dynamic mode)."""
     query = parse_catalog_query(search, shop.filter_choices)
-    return View(catalog_layout(shop, query), catalog_head(shop, query))
+    return View(catalog_layout(shop, query, photo_search), catalog_head(shop, query))
 
 
 def sync_catalog(
@@ -259,3 +281,6 @@ def filter_attributes(entries: Any) -> list[str | None]:
 
 
 PAGE = Page("/", "Catalog", catalog_view, register_callbacks)
+# Dynamic mode's catalog: the same page, with the search-by-photo entry.
+PHOTO_SEARCH_PAGE = Page("/", "Catalog", partial(catalog_view, photo_search=True),
+                         register_callbacks)
