@@ -191,3 +191,13 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
     new MutationObserver(fixControls).observe(document.documentElement, {
         childList: true, subtree: true, attributes: true, attributeFilter: ["tabindex"]});
 }());
+
+/* Catalog on a phone: the Filters button opens and closes the filter panel. */
+document.addEventListener("click", function (e) {
+    var button = e.target && e.target.closest && e.target.closest("#catalog-filters-toggle");
+    var panel = button && document.getElementById("catalog-filters");
+    if (!panel) { return; }
+    var open = !panel.classList.contains("open");
+    panel.classList.toggle("open", open);
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+});

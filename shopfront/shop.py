@@ -37,7 +37,7 @@ from .text import attribute_label, format_price
 
 PLACEHOLDER_URL = "/assets/placeholder.svg"
 MAX_FACETS = 6  # filters shown on the catalog page
-MAX_FACET_VALUES = 60  # an attribute with more distinct values is not a useful filter
+MAX_FACET_VALUES = 200  # more values than this is not a filter (articleType has ~100)
 MAP_POINTS = 20_000  # the explore map shows an even sample of at most this many products
 _COLUMNS = "row, id, title, price, currency, product_url, thumb, attrs, x, y"
 

@@ -373,3 +373,24 @@ def test_index_of_an_old_read_only_folder_goes_to_the_temp_dir(
     assert shop.n_products == 20
     assert shop.index_path.parent == tmp_path and not (folder / "shop.sqlite").exists()
     assert Shop(folder).index_path == shop.index_path  # derived once, then reused
+
+
+def test_chosen_filters_show_as_removable_chips(shop: Shop) -> None:
+    out = sync_catalog(shop, "url", "?q=red&gender=Men&gender=Women&baseColour=Red&sort=title",
+                       "", "featured", {})
+    chips = out[0][0]  # above the grid
+    links = [(c["props"]["children"], c["props"]["href"]) for c in chips["props"]["children"]]
+    texts = [label[0] if isinstance(label, list) else label for label, _ in links]
+    assert texts == ["Gender: Men ", "Gender: Women ", "Base colour: Red ", "Clear all"]
+    hrefs = [href for _, href in links]
+    assert hrefs[0] == "/?q=red&gender=Women&baseColour=Red&sort=title"
+    assert hrefs[2] == "/?q=red&gender=Men&gender=Women&sort=title"
+    assert hrefs[3] == "/?q=red&sort=title"  # clear all keeps the search and the sort
+    assert not isinstance(sync_catalog(shop, "url", "?q=red", "", "featured", {})[0], list)
+
+
+def test_many_valued_attributes_stay_filters(tmp_path: Path) -> None:
+    kinds = [f"Kind {i:03d}" for i in range(98)]  # like articleType in the fashion data
+    folder = make_fake_precomputed(tmp_path / "kinds", 400, k=2,
+                                   attrs={"articleType": kinds, "gender": ["Men", "Women"]})
+    assert [f.name for f in Shop(folder).facets] == ["articleType", "gender"]

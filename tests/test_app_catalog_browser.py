@@ -68,3 +68,22 @@ def test_find_similar_goes_straight_to_the_look_alikes(dash_duo: Any, fake_folde
     while not 0 <= (top := dash_duo.driver.execute_script(top_js)) < 844:
         assert time.monotonic() < deadline, f"look-alikes not on screen: top at {top}"
         time.sleep(0.1)
+
+
+def test_on_a_phone_filters_wait_behind_a_button(dash_duo: Any, fake_folder: Path) -> None:
+    front = create_app(fake_folder)
+    dash_duo.driver.set_window_size(390, 844)
+    dash_duo.start_server(front.app)
+    dash_duo.wait_for_element("#catalog-grid .product-card")
+    panel = dash_duo.find_element("#catalog-filters")
+    assert not panel.is_displayed()
+    top = dash_duo.driver.execute_script(
+        "return document.querySelector('#catalog-grid .product-card').getBoundingClientRect().top")
+    assert top < 844 * 0.75, top  # the first products are on the first screen
+    toggle = dash_duo.find_element("#catalog-filters-toggle")
+    toggle.click()
+    assert panel.is_displayed() and toggle.get_attribute("aria-expanded") == "true"
+    toggle.click()
+    assert not panel.is_displayed()
+    dash_duo.driver.set_window_size(1366, 900)  # a desktop shows them inline
+    assert panel.is_displayed() and not toggle.is_displayed()

@@ -28,6 +28,7 @@ from ..router import Head, Page, View
 from ..shop import Item, Shop
 
 PAGE_SIZE = 24
+SEARCHABLE_FROM = 12  # a filter with more values than this can be typed into
 
 
 def catalog_results(shop: Shop, query: CatalogQuery) -> tuple[Any, int, int, str]:
@@ -42,11 +43,38 @@ def catalog_results(shop: Shop, query: CatalogQuery) -> tuple[Any, int, int, str
         )
     else:
         body = grid([catalog_card(item) for item in shown])
+    chips = active_filters(shop, query)
+    if chips is not None:
+        body = [chips, body]
     count = f"{total:,} {'product' if total == 1 else 'products'}"
     if total > PAGE_SIZE:
         first = (page - 1) * PAGE_SIZE + 1
         count += f" · showing {first:,}–{first + len(shown) - 1:,}"
     return body, n_pages, page, count
+
+
+def active_filters(shop: Shop, query: CatalogQuery) -> WireComponent | None:
+    """The chosen filters as chips, "Gender: Men ×", each a link to the results without
+    it, and "Clear all" (keeping the search text and the sort); None without filters."""
+    if not query.filters:
+        return None
+    labels = {f.name: f.label for f in shop.facets}
+    chips = []
+    for name, values in query.filters:
+        for value in values:
+            rest = tuple((n, tuple(v for v in vs if not (n == name and v == value)))
+                         for n, vs in query.filters)
+            without = replace(query, filters=tuple((n, vs) for n, vs in rest if vs), page=1)
+            chips.append(link(
+                [f"{labels.get(name, name)}: {value} ",
+                 wire("Span", HTML_NS, children="×", **{"aria-hidden": "true"}),
+                 wire("Span", HTML_NS, children=" (remove)", className="visually-hidden")],
+                "/" + catalog_query_string(without), className="filter-chip"))
+    cleared = replace(query, filters=(), page=1)
+    chips.append(link("Clear all", "/" + catalog_query_string(cleared),
+                      className="clear-filters", id="catalog-clear-filters"))
+    return div(chips, className="filter-chips d-flex flex-wrap gap-2 mb-3",
+               id="catalog-chips")
 
 
 def catalog_card(item: Item) -> WireComponent:
@@ -84,6 +112,8 @@ def catalog_layout(shop: Shop, query: CatalogQuery, photo_search: bool = False) 
                     options=[{"label": f"{v} ({n:,})", "value": v} for v, n in f.options],
                     value=query.filter_values(f.name), multi=True, placeholder=f.label,
                     className="catalog-filter",
+                    # typing only helps with long lists; on a phone it opens the keyboard
+                    searchable=len(f.options) > SEARCHABLE_FROM,
                 ),
             ],
             xs=12, sm=6, lg=True,
@@ -128,7 +158,15 @@ def catalog_layout(shop: Shop, query: CatalogQuery, photo_search: bool = False) 
             ]),
             photo_search_entry() if photo_search else None,
             controls,
-            dbc.Row(filters, className="g-2 mb-3") if filters else None,
+            html.Button(
+                "Filters", id="catalog-filters-toggle", type="button",
+                className="btn btn-outline-secondary filters-toggle d-lg-none mb-2",
+                **{"aria-controls": "catalog-filters", "aria-expanded": "false"},
+            ) if filters else None,
+            # on a phone a panel the Filters button opens (assets/shopfront.js), so the
+            # first products are on the first screen; inline from the lg breakpoint
+            dbc.Row(filters, className="g-2 mb-3 filters-panel", id="catalog-filters")
+            if filters else None,
             # announced by screen readers whenever it changes (a search, a filter, a page)
             html.Div(count, id="catalog-count", className="text-muted small mb-2",
                      role="status", **{"aria-live": "polite", "aria-atomic": "true"}),
