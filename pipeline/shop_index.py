@@ -31,10 +31,7 @@ from .precomputed import (
     PRODUCTS_FILE,
     THUMBS_DIR,
     PrecomputedError,
-    read_json,
-    read_meta,
-    validate_neighbours,
-    validate_products,
+    read_precomputed,
 )
 
 INDEX_FILE = "shop.sqlite"
@@ -256,13 +253,8 @@ def _write_attributes(con: sqlite3.Connection, attrs_of: Sequence[dict[str, str]
 
 def derive_shop_index(folder: str | Path, out: str | Path | None = None) -> Path:
     """Read and validate a folder's JSON files, then write its index (one-line errors)."""
-    folder = Path(folder)
-    meta = read_meta(folder)
-    products = validate_products(read_json(folder / PRODUCTS_FILE), folder / PRODUCTS_FILE,
-                                 meta)
-    neighbours = validate_neighbours(read_json(folder / NEIGHBOURS_FILE),
-                                     folder / NEIGHBOURS_FILE, {p["id"] for p in products})
-    return write_shop_index(folder, products, neighbours, out)
+    pre = read_precomputed(folder)
+    return write_shop_index(pre.folder, pre.products, pre.neighbours, out)
 
 
 def index_is_current(index: Path, folder: Path) -> bool:

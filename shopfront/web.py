@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import brotli
+from dash.fingerprint import check_fingerprint
 from flask import Flask, Response, abort, jsonify, request, send_from_directory
 from flask_compress import Compress
 from flask_talisman import Talisman
@@ -54,9 +55,10 @@ def content_security_policy(script_hashes: Sequence[str],
 
 def is_versioned(path: str, args: Any) -> bool:
     """Whether a URL names one version of a file: Dash's fingerprinted component suites
-    (`.v4_4_1m123.js`) and assets with their `?m=` modification time."""
-    return (path.startswith("/assets/") and "m" in args) or (
-        path.startswith("/_dash-component-suites/") and ".m" in path)
+    (`.v4_4_1m123.js`, Dash's own `check_fingerprint`) and assets with their `?m=`."""
+    if path.startswith("/assets/"):
+        return "m" in args
+    return path.startswith("/_dash-component-suites/") and check_fingerprint(path)[1]
 
 
 def harden(

@@ -212,8 +212,7 @@ def register_callbacks(app: Dash, shop: Shop) -> None:
                   Input("explore-graph", "hoverData"), Input("explore-graph", "clickData"),
                   prevent_initial_call=True)
     def _preview(hover: Any, click: Any) -> Any:
-        data = click if ctx.triggered_id and "clickData" in str(ctx.triggered[0]["prop_id"]) \
-            else hover
+        data = click if "explore-graph.clickData" in ctx.triggered_prop_ids else hover
         item = point_product(data, shop)
         return preview(item) if item else no_update
 
