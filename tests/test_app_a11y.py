@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from shopfront import ShopFront, create_app
 from shopfront.query import CatalogQuery
+from tests.browser_wait import wait_for
 from tests.conftest import pytest_setup_options
 
 pytestmark = pytest.mark.browser
@@ -102,26 +102,13 @@ def axe_source() -> str:
     return AXE_JS.read_text(encoding="utf-8")
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except StaleElementReferenceException:  # Dash re-rendered it between find and read
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def open_page(driver: Any, url: str, ready: str) -> None:
     """Load `url` and wait until Dash has drawn it (`ready` is there, nothing loading)."""
     driver.get(url)
-    wait_for(lambda: driver.find_elements_by_css_selector(ready), f"{ready} on {url}")
+    wait_for(lambda: driver.find_elements_by_css_selector(ready), what=f"{ready} on {url}")
     wait_for(lambda: driver.execute_script(
         "return document.readyState === 'complete'"
-        " && !document.querySelector('[data-dash-is-loading]')"), f"{url} to settle")
+        " && !document.querySelector('[data-dash-is-loading]')"), what=f"{url} to settle")
 
 
 def active(driver: Any) -> dict[str, str]:
@@ -183,7 +170,7 @@ def test_skip_link_is_the_first_stop_and_focuses_main(driver: Any, base_url: str
     assert skip.size["width"] >= MIN_TARGET and skip.size["height"] >= MIN_TARGET
     assert skip.location["y"] >= 0 and skip.is_displayed()
     press(driver, Keys.ENTER)
-    wait_for(lambda: active(driver)["id"] == "main", "focus on <main>")
+    wait_for(lambda: active(driver)["id"] == "main", what="focus on <main>")
     assert driver.current_url == base_url + "/"  # no "#main" left in the address
     # Tab goes on from the page's content, not from the navbar
     press(driver, Keys.TAB)
@@ -201,7 +188,7 @@ def test_first_frame_has_the_skip_link_and_main(base_url: str) -> None:
         press(no_script, Keys.TAB)
         assert active(no_script)["text"] == "Skip to content"
         press(no_script, Keys.ENTER)
-        wait_for(lambda: active(no_script)["id"] == "main", "focus on <main>", timeout=5)
+        wait_for(lambda: active(no_script)["id"] == "main", what="focus on <main>", timeout=5)
     finally:
         no_script.quit()
 
@@ -216,9 +203,9 @@ def test_focus_moves_to_the_new_page_heading(driver: Any, base_url: str, front: 
     box = driver.find_element_by_id("catalog-search")
     box.click()
     box.send_keys("red")
-    wait_for(lambda: driver.title.startswith("“red” – search"), "the search's title")
+    wait_for(lambda: driver.title.startswith("“red” – search"), what="the search's title")
     wait_for(lambda: driver.find_element_by_id("catalog-count").text.startswith(str(n_red)),
-             "the count")
+             what="the count")
     time.sleep(0.5)  # past the focus script's retries
     assert active(driver)["id"] == "catalog-search"
 
@@ -228,7 +215,7 @@ def test_focus_moves_to_the_new_page_heading(driver: Any, base_url: str, front: 
     item = front.shop.item(product_id)
     assert item is not None
     card.click()
-    wait_for(lambda: active(driver)["id"] == "product-title", "focus on the product's h1")
+    wait_for(lambda: active(driver)["id"] == "product-title", what="focus on the product's h1")
     assert active(driver)["text"] == item.title
     heading = driver.find_element_by_id("product-title")
     assert heading.get_attribute("tabindex") == "-1"
@@ -239,15 +226,15 @@ def test_focus_moves_to_the_new_page_heading(driver: Any, base_url: str, front: 
     other = front.shop.item(similar.get_attribute("href").rsplit("/", 1)[1])
     assert other is not None
     similar.click()
-    wait_for(lambda: active(driver)["text"] == other.title, "focus on the next product's h1")
+    wait_for(lambda: active(driver)["text"] == other.title, what="focus on the next product's h1")
     driver.find_element_by_css_selector('.site-nav a[href="/about"]').click()
     wait_for(lambda: active(driver) == {"tag": "h1", "id": "", "text": "How it works"},
-             "focus on the about page's h1")
+             what="focus on the about page's h1")
     # Back to the catalog with the browser's Back button: its heading.
     driver.back()
     driver.back()
     driver.back()
-    wait_for(lambda: active(driver)["text"] == "Shop the catalog", "focus on the catalog's h1")
+    wait_for(lambda: active(driver)["text"] == "Shop the catalog", what="focus on the catalog's h1")
 
 
 def test_result_count_is_announced(driver: Any, base_url: str, front: ShopFront) -> None:
@@ -259,7 +246,7 @@ def test_result_count_is_announced(driver: Any, base_url: str, front: ShopFront)
     n_blue = front.shop.matching(CatalogQuery(q="blue"), 24)[0]
     driver.find_element_by_id("catalog-search").send_keys("blue")
     # The same element (a live region is announced when it changes, not when replaced).
-    wait_for(lambda: count.text.startswith(f"{n_blue} product"), "the new count")
+    wait_for(lambda: count.text.startswith(f"{n_blue} product"), what="the new count")
 
 
 def test_controls_have_labels(driver: Any, base_url: str) -> None:
@@ -296,15 +283,15 @@ def test_filters_work_from_the_keyboard(driver: Any, base_url: str) -> None:
     in_search = "return document.activeElement.matches('.dash-dropdown-search')"
     on_value = "return document.activeElement.matches('.dash-options-list-option-checkbox')"
     wait_for(lambda: driver.execute_script(in_search) or driver.execute_script(on_value),
-             "the open list")
+             what="the open list")
     if driver.execute_script(in_search):
         press(driver, Keys.ARROW_DOWN)
-    wait_for(lambda: driver.execute_script(on_value), "focus on the first value")
+    wait_for(lambda: driver.execute_script(on_value), what="focus on the first value")
     press(driver, Keys.SPACE)
-    wait_for(lambda: "gender=" in driver.current_url, "the filter in the URL")
+    wait_for(lambda: "gender=" in driver.current_url, what="the filter in the URL")
     press(driver, Keys.ESCAPE)
     wait_for(lambda: active(driver)["id"] == '{"attr":"gender","type":"catalog-filter"}',
-             "focus back on the dropdown")
+             what="focus back on the dropdown")
 
 
 def target_sizes(driver: Any, selector: str) -> list[tuple[str, int, int]]:
@@ -359,7 +346,7 @@ def test_search_by_photo_page(driver: Any, fake_folder: Path, axe_source: str) -
             driver.set_window_size(*WIDTHS[width])
             open_page(driver, runner.url.rstrip("/") + "/search", "#page-content #photo-upload")
             file_input = driver.find_element_by_css_selector("#photo-upload input[type=file]")
-            wait_for(lambda el=file_input: el.get_attribute("aria-label"), "the input's name")
+            wait_for(lambda el=file_input: el.get_attribute("aria-label"), what="the input's name")
             blocking = [v for v in run_axe(driver, axe_source)["violations"]
                         if v["impact"] in BLOCKING]
             assert not blocking, f"/search at {width} width:\n{report(blocking)}"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shopfront import create_app
+from shopfront import ShopFront, create_app
 from shopfront.pages.catalog import PAGE_SIZE
 from shopfront.query import CatalogQuery
 from tests.test_app_browser import wait_text, wait_url
@@ -17,13 +17,19 @@ from tests.test_app_browser import wait_text, wait_url
 pytestmark = pytest.mark.browser
 
 
+def open_catalog(dash_duo: Any, folder: Path, width: int, height: int = 844) -> ShopFront:
+    """The shop front of `folder` in the browser at this window size, its catalog drawn."""
+    front = create_app(folder)
+    dash_duo.driver.set_window_size(width, height)
+    dash_duo.start_server(front.app)
+    dash_duo.wait_for_element("#catalog-grid .product-card .product-title")
+    return front
+
+
 @pytest.mark.parametrize("width", [390, 1366])
 def test_page_links_go_to_the_next_page_and_its_top(dash_duo: Any, fake_folder: Path,
                                                    width: int) -> None:
-    front = create_app(fake_folder)
-    dash_duo.driver.set_window_size(width, 844)
-    dash_duo.start_server(front.app)
-    dash_duo.wait_for_element("#catalog-grid .product-link")
+    front = open_catalog(dash_duo, fake_folder, width)
     second = front.shop.matching(CatalogQuery(page=2), PAGE_SIZE)[2][0]
 
     link = dash_duo.find_element("#catalog-pagination a[href$='/?page=2'][title='2']")
@@ -50,10 +56,7 @@ def test_page_links_go_to_the_next_page_and_its_top(dash_duo: Any, fake_folder: 
 @pytest.mark.parametrize("width", [390, 1366])
 def test_find_similar_goes_straight_to_the_look_alikes(dash_duo: Any, fake_folder: Path,
                                                        width: int) -> None:
-    front = create_app(fake_folder)
-    dash_duo.driver.set_window_size(width, 844)
-    dash_duo.start_server(front.app)
-    dash_duo.wait_for_element("#catalog-grid .find-similar")
+    front = open_catalog(dash_duo, fake_folder, width)
     first = front.shop.matching(CatalogQuery(), PAGE_SIZE)[2][0]
     link = dash_duo.find_elements("#catalog-grid .find-similar")[0]
     assert link.text.startswith("Find similar")
@@ -71,10 +74,7 @@ def test_find_similar_goes_straight_to_the_look_alikes(dash_duo: Any, fake_folde
 
 
 def test_on_a_phone_filters_wait_behind_a_button(dash_duo: Any, fake_folder: Path) -> None:
-    front = create_app(fake_folder)
-    dash_duo.driver.set_window_size(390, 844)
-    dash_duo.start_server(front.app)
-    dash_duo.wait_for_element("#catalog-grid .product-card")
+    open_catalog(dash_duo, fake_folder, 390)
     panel = dash_duo.find_element("#catalog-filters")
     assert not panel.is_displayed()
     top = dash_duo.driver.execute_script(

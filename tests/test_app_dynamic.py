@@ -36,6 +36,7 @@ from shopfront.dynamic import create_dynamic_app
 from shopfront.pages import search as photo_search
 from shopfront.query import CatalogQuery
 from shopfront.text import product_href
+from tests.browser_wait import wait_for
 from tests.pipeline_helpers import FASHION, build_fashion_subset, needs_shared
 from tests.test_app_pages import prop, texts, walk
 
@@ -534,21 +535,6 @@ def test_gunicorn_preload_loads_the_model_in_the_worker(fashion: Any) -> None:
 
 
 # --------------------------------------------------------------------------- browser
-
-
-def wait_for(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except StaleElementReferenceException:  # Dash re-rendered it between find and read
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.browser

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
-from shopfront import Shop, create_app
+from shopfront import Shop
 from shopfront.pages.explore import explore_figure, named_colour, point_product, preview
 from tests.test_app_browser import push_path, wait_text
+from tests.test_app_catalog_browser import open_catalog
 
 
 def test_colour_attributes_are_drawn_in_their_colours(fake_folder: Path) -> None:
@@ -50,10 +51,7 @@ def test_a_point_shows_its_product(fake_folder: Path) -> None:
 @pytest.mark.parametrize("width", [390, 1366])
 def test_hovering_a_dot_shows_the_product(dash_duo: Any, fake_folder: Path,
                                          width: int) -> None:
-    front = create_app(fake_folder)
-    dash_duo.driver.set_window_size(width, 900)
-    dash_duo.start_server(front.app)
-    dash_duo.wait_for_element("#catalog-grid")
+    front = open_catalog(dash_duo, fake_folder, width, 900)
     push_path(dash_duo, "/explore")
     dash_duo.wait_for_element("#explore-graph .main-svg", timeout=20)  # Plotly drew it
     assert "Point at a dot" in dash_duo.find_element("#explore-preview").text

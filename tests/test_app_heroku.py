@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 import tomllib
@@ -13,6 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.gunicorn_server import gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,22 +53,7 @@ def test_procfile_python_version_and_slugignore() -> None:
 @pytest.mark.skipif(shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None,
                     reason="gunicorn not installed")
 def test_gunicorn_serves_the_folder_from_env(fake_folder: Path) -> None:
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    env = {**os.environ, "LOOKALIKE_PRECOMPUTED": str(fake_folder)}
-    proc = subprocess.Popen(
-        [str(gunicorn), "-c", "python:shopfront.gunicorn_conf", "app:server", "--workers", "1",
-         "--bind", "127.0.0.1:0", "--no-control-socket"],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        port = None
-        deadline = time.monotonic() + 30
-        while port is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()  # type: ignore[union-attr]
-            match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)
-            port = int(match.group(1)) if match else None
-            assert line or proc.poll() is None, "gunicorn exited"
-        assert port, "gunicorn did not report its port"
+    with gunicorn(fake_folder, "--workers", "1", timeout=30) as port:
         base = f"http://127.0.0.1:{port}"
         for _ in range(50):  # the worker boots just after the master reports the port
             try:
@@ -82,6 +67,3 @@ def test_gunicorn_serves_the_folder_from_env(fake_folder: Path) -> None:
             raise AssertionError("gunicorn never answered")
         with urllib.request.urlopen(f"{base}/thumbs/p001.jpg", timeout=5) as r:
             assert r.headers["Content-Type"] == "image/jpeg"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

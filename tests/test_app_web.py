@@ -6,10 +6,8 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
-import os
 import re
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -22,6 +20,7 @@ import pytest
 
 from tests.dash_http import CALLBACK_URL, catalog_payload
 from tests.fake_precomputed import HTML_TITLE
+from tests.gunicorn_server import gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -30,22 +29,7 @@ GUNICORN = Path(sys.executable).parent / "gunicorn"
 @pytest.fixture(scope="module")
 def server(fake_folder: Path) -> Iterator[str]:
     """gunicorn -c python:shopfront.gunicorn_conf app:server, 2 workers; yields host:port."""
-    env = {**os.environ, "LOOKALIKE_PRECOMPUTED": str(fake_folder)}
-    proc = subprocess.Popen(
-        [str(GUNICORN), "-c", "python:shopfront.gunicorn_conf", "app:server",
-         "--bind", "127.0.0.1:0", "--no-control-socket", "--access-logfile", "/dev/null"],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        port = None
-        deadline = time.monotonic() + 60
-        while port is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()  # type: ignore[union-attr]
-            match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)
-            port = int(match.group(1)) if match else None
-            assert line or proc.poll() is None, "gunicorn exited"
-        assert port, "gunicorn did not report its port"
-        threading.Thread(target=proc.stderr.read, daemon=True).start()  # type: ignore[union-attr]
+    with gunicorn(fake_folder, "--access-logfile", "/dev/null") as port:
         address = f"127.0.0.1:{port}"
         for _ in range(100):
             try:
@@ -54,9 +38,6 @@ def server(fake_folder: Path) -> Iterator[str]:
             except OSError:
                 time.sleep(0.1)
         yield address
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def get(address: str, path: str, headers: dict[str, str] | None = None,
