@@ -6,15 +6,17 @@ Three inputs are accepted, never guessed between silently:
 - an images folder plus `--metadata CSV` with explicit column options (Kaggle's
   `styles.csv`: `--id-column id --title-column productDisplayName`).
 
-Contract 1's file name, core columns and id rule are defined here and nowhere else; the
-scraper, which writes the contract, imports them. Only the standard library is imported,
-so the scraper does not pull in numpy or TensorFlow.
+Contract 1's file name, core columns, id rule (`make_id`) and text caps are defined
+here and nowhere else; the scraper, which writes the contract, imports them. Only the
+standard library is imported, so the scraper does not pull in numpy or TensorFlow.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,16 @@ CORE_COLUMNS = (
 )
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")  # a filesystem-safe id
 ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # runs of characters an id may not contain
+ID_MAX_CHARS = 120  # longer ids are cut and given a hash suffix, so they stay distinct
+# Letters NFKD does not decompose into ASCII; everything else non-ASCII that does not
+# decompose is dropped and the id gets a hash suffix instead
+_TRANSLITERATE = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O",
+                                "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "þ": "th",
+                                "Þ": "Th", "œ": "oe", "Œ": "OE", "ı": "i"})
+# Text fields the scraper writes are capped (the pipeline reads longer ones too)
+MAX_TITLE_CHARS = 500
+MAX_ATTRIBUTE_CHARS = 1000
+CSV_FIELD_LIMIT = 64 * 1024 * 1024  # the csv module's default (131072) refuses long titles
 FLOAT_INTEGER = re.compile(r"[+-]?[0-9]+\.0")  # how pandas writes an integer it made a float
 
 
@@ -50,10 +62,56 @@ class CatalogRow:
     attrs: dict[str, str] = field(default_factory=dict)
 
 
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def make_id(raw: object) -> str | None:
+    """Contract 1's id rule: a filesystem-safe id (`[A-Za-z0-9._-]+`, at most 120
+    characters) from a shop id, URL slug or file name; None when nothing usable is left.
+
+    Accented letters are transliterated (`über` -> `uber`); characters that have no ASCII
+    form (`商品`) are dropped and a short hash of the original text is appended, so
+    `über-商品` and `über-品` stay distinct; an id over 120 characters is cut and given the
+    same kind of suffix; `.` and `..` are never ids.
+    """
+    if raw is None:
+        return None
+    text = unicodedata.normalize("NFC", str(raw).strip())
+    if not text:
+        return None
+    folded = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
+    ascii_text = "".join(c for c in folded if c.isascii())
+    lost = any(not c.isascii() and not unicodedata.combining(c) for c in folded)
+    cleaned = ID_UNSAFE.sub("-", ascii_text).strip("-.")
+    if lost:
+        cleaned = f"{cleaned}-{_short_hash(text)}".strip("-")
+    if len(cleaned) > ID_MAX_CHARS:
+        cleaned = f"{cleaned[:ID_MAX_CHARS - 9].rstrip('-.')}-{_short_hash(text)}"
+    return cleaned or None
+
+
 def safe_id(text: str) -> str:
-    """Make a filesystem-safe id (`[A-Za-z0-9._-]+`) from a file name or shop id."""
-    cleaned = ID_UNSAFE.sub("-", text.strip()).strip("-.")
-    return cleaned or "item"
+    """A filesystem-safe id from a file name or shop id (:func:`make_id`, else `item`)."""
+    return make_id(text) or "item"
+
+
+def clip_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, at a word boundary when one is near,
+    ending in an ellipsis; shorter text unchanged."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 3 // 4:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def allow_long_csv_fields() -> None:
+    """Let the csv module read fields up to 64 MiB (its default limit is 128 KiB)."""
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
 
 
 def undo_float_upcast(rows: list[dict[str, str]], columns: list[str]) -> None:
@@ -106,6 +164,7 @@ def _bare_folder_rows(folder: Path) -> list[CatalogRow]:
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    allow_long_csv_fields()
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)

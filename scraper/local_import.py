@@ -19,11 +19,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.catalog import CORE_COLUMNS, undo_float_upcast
+from pipeline.catalog import CORE_COLUMNS, allow_long_csv_fields, make_id, undo_float_upcast
 from scraper import ScraperError
 from scraper.catalog import write_catalog
 from scraper.images import ImageError, check_image, store_image
-from scraper.parse import make_id, parse_price
+from scraper.parse import parse_price
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -63,6 +63,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    allow_long_csv_fields()
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
