@@ -6,7 +6,8 @@ moment leaves either the old or the new state, never half a row. Tables:
 - ``pages``: listing pages, with status and the next-page URL found on them, so a
   resumed crawl walks finished pages without fetching them again.
 - ``products``: one row per product (key = product URL, else ``image:<url>``) with
-  status ``pending | done | skipped | failed``, the reason, and the finished catalog row.
+  status ``pending | done | skipped | failed``, the reason (a pending product with a
+  reason was deferred: its host was off limits this run), and the finished catalog row.
 - ``images``: sha256 -> stored file, so a shared image is stored once.
 - ``attempts``: an append-only log of every page/product/image attempt and its outcome.
 """
@@ -116,6 +117,11 @@ class Manifest:
                               "status='done'", (product_id, key)).fetchone()
         return row[0] if row else None
 
+    def done_ids(self) -> dict[str, str]:
+        """id -> key of every finished product."""
+        cur = self.db.execute("SELECT id, key FROM products WHERE status='done'")
+        return dict(cur.fetchall())
+
     def image_path(self, sha256: str) -> str | None:
         """Where an image with this digest is already stored."""
         row = self.db.execute("SELECT path FROM images WHERE sha256=?", (sha256,)).fetchone()
@@ -152,8 +158,8 @@ class Manifest:
     def reasons(self, status: str) -> list[tuple[str, int, str]]:
         """(reason, count, example key) for products with this status, most common first;
         URLs inside reasons are folded so the same cause groups together."""
-        cur = self.db.execute("SELECT error, key FROM products WHERE status=? ORDER BY key",
-                              (status,))
+        cur = self.db.execute("SELECT error, key FROM products WHERE status=? AND (status<>"
+                              "'pending' OR error IS NOT NULL) ORDER BY key", (status,))
         groups: dict[str, list[str]] = {}
         for error, key in cur.fetchall():
             groups.setdefault(_URL.sub("<url>", error or "no reason recorded"), []).append(key)
@@ -161,6 +167,8 @@ class Manifest:
         return [(reason, len(keys), keys[0]) for reason, keys in ordered]
 
     def failed_pages(self) -> list[tuple[str, str]]:
-        """Listing pages that failed or had no products: (url, reason)."""
-        cur = self.db.execute("SELECT url, error FROM pages WHERE status<>'done' ORDER BY url")
+        """Listing pages that failed or had no products: (url, reason); a feed's final
+        empty page (status ``end``) is not a problem."""
+        cur = self.db.execute("SELECT url, error FROM pages WHERE status NOT IN ('done', 'end')"
+                              " ORDER BY url")
         return cur.fetchall()

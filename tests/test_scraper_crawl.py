@@ -29,6 +29,7 @@ def fault_profile(base: str, **politeness) -> Profile:
            "max_image_bytes": 1_000_000, "contact": "tests@localhost", **politeness}
     return parse_profile({
         "name": "faults", "base_url": base,
+        "image_hosts": ["127.0.0.1:9"],  # F-UNREACHABLE's image host: allowed, but down
         "start_urls": ["{base}/faults/shop.html", "{base}/faults/flaky-page.html"],
         "pagination": {"next": "a.next"},
         "listing": {"card": "li.product-card", "id": {"attr": "data-sku"}, "title": "h2.title",
@@ -117,13 +118,15 @@ def test_duplicate_images_are_stored_once(fault_run) -> None:
     ("F-BOMB", "failed", "decompression bomb"),
     ("F-LOOP", "failed", "redirect loop"),
     ("F-ROBOTS", "skipped", "disallowed by robots.txt"),
-    ("F-UNREACHABLE", "failed", "connection refused"),
+    # RFC 9309: an unreachable robots.txt means "disallow all" for this run; the product
+    # stays pending and is tried again by the next run
+    ("F-UNREACHABLE", "pending", "robots.txt unreachable (connection refused"),
 ])
 def test_faults_are_recorded_with_reasons(fault_run, sku: str, status: str, reason: str) -> None:
     _, out, summary = fault_run
     got_status, error = product_state(out)[sku]
     assert got_status == status and reason in error
-    assert any(reason in r for r, _, _ in summary.failed + summary.skipped)
+    assert any(reason in r for r, _, _ in summary.failed + summary.skipped + summary.deferred)
 
 
 def test_retries_500_and_429_honouring_retry_after(fault_run) -> None:

@@ -125,7 +125,7 @@ def test_resolve_url(url: str, expected: str | None) -> None:
 @pytest.mark.parametrize(("text", "price", "currency"), [
     ("€1.299,00", "1299.00", "EUR"), ("$1,299.00", "1299.00", "USD"),
     ("12,50 €", "12.50", "EUR"), ("£7", "7", "GBP"), ("1 299,95 SEK", "1299.95", "SEK"),
-    ("1,299", "1299", None), (19.9, "19.9", None), ("free", None, None),
+    ("1,299", "1299", None), (19.9, "19.9", None), ("free", "0", None), ("n/a", None, None),
 ])
 def test_parse_price(text: object, price: str | None, currency: str | None) -> None:
     assert parse_price(text) == (price, currency)
@@ -148,7 +148,7 @@ def test_unknown_key_is_an_error_naming_it() -> None:
 @pytest.mark.parametrize(("data", "message"), [
     ({"start_urls": [PAGE], "listing": {"card": "li[[bad"}}, "'listing.card' is not a valid CSS"),
     ({"start_urls": ["ftp://x/y"]}, "absolute http"),
-    ({}, "set 'start_urls' or 'pagination.url_template'"),
+    ({}, "set 'start_urls', 'pagination.url_template' or 'feed.url'"),
     ({"start_urls": ["{base}/x"]}, "no base_url"),
     ({"pagination": {"url_template": "https://s.example/?p=1"}}, "must contain {page}"),
     ({"start_urls": [PAGE], "politeness": {"delay": -1}}, "politeness.delay"),
