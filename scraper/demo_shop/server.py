@@ -6,6 +6,14 @@ Pages: ``/`` (home), ``/shop/page/<n>.html`` (24 products per page, "next" links
 vary on purpose: plain ``src``, lazy ``data-src`` with a placeholder, ``srcset``,
 relative and protocol-relative URLs.
 
+The JavaScript section ``/js/shop.html`` has an empty grid that its script fills from
+``/api/products.json?page=N`` (``per_page``, ``category`` from the page's own query),
+one batch more whenever the visitor scrolls to the bottom (infinite scroll).
+``/products.json?page=N&limit=M`` is a Shopify-style JSON feed of the same products
+(``id``, ``title``, ``handle``, ``product_type``, ``variants[].price``/``sku``,
+``images[].src``). ``image_base`` makes every page point at images on another server
+(a CDN); ``latency`` delays every response (a slower host).
+
 With ``faults=True`` it also serves ``/faults/...``: a listing whose products exercise
 every failure the crawler must survive (see :data:`FAULT_CARDS`). Every request is
 logged with its arrival time in ``server.request_log`` for politeness checks.
@@ -23,7 +31,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
@@ -58,12 +66,14 @@ def _page(title: str, body: str, head: str = "") -> str:
             f'<body><header><a href="/">Lookalike demo shop</a></header>{body}</body></html>')
 
 
-def _card(p: DemoProduct, n: int, page: int) -> str:
+def _card(p: DemoProduct, n: int, page: int, image_base: str | None = None) -> str:
     """A listing card; ``n`` picks how its image and link are written."""
     img = f"/img/{p.image_sku}"
     alt = html.escape(p.title)
     variant = n % 4
-    if variant == 0:
+    if image_base:  # images on another host: absolute URLs only
+        tag = f'<img class="photo" src="{image_base}{img}-256.jpg" alt="{alt}">'
+    elif variant == 0:
         tag = f'<img class="photo" src="{img}-256.jpg" alt="{alt}">'
     elif variant == 1:  # lazy-loaded, relative to /shop/page/N.html
         tag = (f'<img class="photo lazy" src="/static/placeholder.gif" '
@@ -78,6 +88,44 @@ def _card(p: DemoProduct, n: int, page: int) -> str:
             f'<a class="product-link" href="{link}">{tag}</a>'
             f'<h2 class="title"><a href="{link}">{html.escape(p.title)}</a></h2>'
             f'<p class="price">€{p.price}</p></li>')
+
+
+CATEGORY_CODES = {c[0]: n for n, c in enumerate(CATEGORIES)}
+
+# The JavaScript section: an empty grid filled by fetch(), a batch more at the bottom.
+JS_SHOP_BODY = """<h1>All products (rendered in your browser)</h1>
+<ul class="grid" id="grid"></ul><p id="status">Loading...</p>
+<script>
+const own = new URLSearchParams(location.search);
+let page = 1, loading = false, done = false;
+function card(p) {
+  const li = document.createElement("li");
+  li.className = "product-card"; li.dataset.sku = p.sku; li.dataset.category = p.category;
+  const a = document.createElement("a"); a.className = "product-link"; a.href = p.url;
+  const img = document.createElement("img"); img.className = "photo"; img.alt = p.title;
+  img.setAttribute("data-src", p.image); a.appendChild(img);
+  const h = document.createElement("h2"); h.className = "title"; h.textContent = p.title;
+  const price = document.createElement("p"); price.className = "price";
+  price.textContent = "\u20ac" + p.price;
+  li.append(a, h, price); return li;
+}
+async function more() {
+  if (loading || done) return;
+  loading = true;
+  const q = new URLSearchParams(own); q.set("page", page);
+  const data = await (await fetch("/api/products.json?" + q)).json();
+  if (data.products.length === 0) { done = true; }
+  else { data.products.forEach(p => grid.appendChild(card(p))); page += 1; }
+  statusEl.textContent = done ? "That's everything." : "Scroll for more";
+  loading = false;
+}
+const grid = document.getElementById("grid"), statusEl = document.getElementById("status");
+window.addEventListener("scroll", () => {
+  if (window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 300)
+    more();
+});
+more();
+</script>"""
 
 
 # --- faults --------------------------------------------------------------------------
@@ -133,13 +181,16 @@ class DemoShopServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, port: int = 0, faults: bool = False, slow_seconds: float = 3.0,
-                 crawl_delay: int | None = None, quiet: bool = True) -> None:
+                 crawl_delay: int | None = None, quiet: bool = True,
+                 image_base: str | None = None, latency: float = 0.0) -> None:
         self.products = demo_products()
         self.by_sku = {p.sku: p for p in self.products}
         self.by_path = {p.page_path: p for p in self.products}
         self.faults = faults
         self.slow_seconds = slow_seconds
         self.quiet = quiet
+        self.image_base = image_base.rstrip("/") if image_base else None
+        self.latency = latency
         self.robots = ROBOTS + (f"Crawl-delay: {crawl_delay}\n" if crawl_delay else "")
         self.request_log: list[LoggedRequest] = []
         self.hits: dict[str, int] = {}
@@ -218,6 +269,8 @@ class DemoShopHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._arrived = time.monotonic()
+        if self.server.latency:
+            time.sleep(self.server.latency)
         path = urlsplit(self.path).path
         try:
             if path.startswith("/faults/") and self.server.faults:
@@ -239,6 +292,12 @@ class DemoShopHandler(BaseHTTPRequestHandler):
                              '<p><a class="shop-link" href="/shop/page/1.html">Shop all</a></p>'))
         elif path.startswith("/shop/page/") and path.endswith(".html"):
             self._listing(path)
+        elif path == "/js/shop.html":
+            self._html(_page("Shop (JavaScript)", JS_SHOP_BODY))
+        elif path == "/api/products.json":
+            self._api_products()
+        elif path == "/products.json":
+            self._shopify_feed()
         elif path in srv.by_path:
             self._product(srv.by_path[path])
         elif path.startswith("/img/") and path.endswith(".jpg"):
@@ -262,7 +321,8 @@ class DemoShopHandler(BaseHTTPRequestHandler):
             return
         n = int(number)
         items = srv.products[(n - 1) * PER_PAGE:n * PER_PAGE]
-        cards = "".join(_card(p, (n - 1) * PER_PAGE + i, n) for i, p in enumerate(items))
+        cards = "".join(_card(p, (n - 1) * PER_PAGE + i, n, srv.image_base)
+                        for i, p in enumerate(items))
         nav = []
         if n > 1:
             nav.append(f'<a class="prev" rel="prev" href="{n - 1}.html">Previous</a>')
@@ -272,8 +332,46 @@ class DemoShopHandler(BaseHTTPRequestHandler):
         self._html(_page(f"Shop, page {n}", f'<h1>All products</h1><ul class="grid">{cards}'
                          f'</ul><nav class="pagination">{" ".join(nav)}</nav>'))
 
+    def _query(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+
+    def _json(self, data: object, headers: dict[str, str] | None = None) -> None:
+        self._send(200, json.dumps(data).encode(), "application/json", headers)
+
+    def _batch(self, page_key: str, size_key: str, default_size: int) -> list[DemoProduct]:
+        """One page of the products, filtered by ``category`` when the query names one."""
+        query = self._query()
+        page = int(query[page_key]) if query.get(page_key, "").isdigit() else 1
+        size = int(query[size_key]) if query.get(size_key, "").isdigit() else default_size
+        size = max(1, min(size, 250))
+        items = [p for p in self.server.products
+                 if not query.get("category") or p.category == query["category"]]
+        return items[(page - 1) * size:page * size] if page >= 1 else []
+
+    def _api_products(self) -> None:
+        base = self.server.image_base or ""
+        self._json({"products": [
+            {"sku": p.sku, "title": p.title, "url": p.page_path, "category": p.category,
+             "image": f"{base}/img/{p.image_sku}-512.jpg", "price": p.price}
+            for p in self._batch("page", "per_page", 12)]})
+
+    def _shopify_feed(self) -> None:
+        base = self.server.image_base or self.server.base_url
+        products = []
+        for p in self._batch("page", "limit", 30):
+            on_sale = p.sku.endswith("5")  # every tenth product: compare_at above the price
+            compare = f"{float(p.price) * 1.25:.2f}" if on_sale else None
+            products.append({
+                "id": 7_000_000 + int(p.sku.rsplit("-", 1)[1]) * 100 + CATEGORY_CODES[p.category],
+                "title": p.title, "handle": p.slug, "vendor": "Lookalike",
+                "product_type": p.category, "tags": [p.colour, p.pattern],
+                "variants": [{"id": 1, "sku": p.sku, "price": p.price,
+                              "compare_at_price": compare, "available": True}],
+                "images": [{"src": f"{base}/img/{p.image_sku}-512.jpg", "position": 1}]})
+        self._json({"products": products})
+
     def _product(self, p: DemoProduct) -> None:
-        image = f"{self.server.base_url}/img/{p.image_sku}-512.jpg"
+        image = f"{self.server.image_base or self.server.base_url}/img/{p.image_sku}-512.jpg"
         data = {"@context": "https://schema.org", "@type": "Product", "name": p.title,
                 "sku": p.sku, "image": [image], "category": p.category, "color": p.colour,
                 "offers": {"@type": "Offer", "price": p.price, "priceCurrency": "EUR",
@@ -285,7 +383,7 @@ class DemoShopHandler(BaseHTTPRequestHandler):
                 f'<meta property="product:price:amount" content="{p.price}">'
                 f'<meta property="product:price:currency" content="EUR">')
         body = (f'<main class="product"><h1 class="product-title">{html.escape(p.title)}</h1>'
-                f'<img class="main-photo" src="/img/{p.image_sku}-512.jpg" width="512" '
+                f'<img class="main-photo" src="{image}" width="512" '
                 f'alt="{html.escape(p.title)}"><p class="price">€{p.price}</p>'
                 f'<dl class="attributes"><dt>Category</dt><dd class="category">{p.category}</dd>'
                 f'<dt>Colour</dt><dd class="colour">{p.colour}</dd>'
