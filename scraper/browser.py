@@ -146,6 +146,7 @@ class Browser:
         final = self._open(url)
         selector = spec.wait_for or "body"
         count = self._wait_for_more(selector, 0, spec.wait)
+        self.session.answered(final)  # the page's own requests for its first cards ended
         if count == 0:
             raise FetchError(f"no element matched {selector!r} within {spec.wait:g} s "
                              "of rendering", "failed")
@@ -158,6 +159,7 @@ class Browser:
                 self.driver.execute_script(SCROLL_JS)
             self.scrolls += 1
             more = self._wait_for_more(selector, count, spec.wait)
+            self.session.answered(final)
             if more <= count:
                 break
             count = more

@@ -495,6 +495,13 @@ class PoliteSession:
             finally:
                 host.last_done = time.monotonic()
 
+    def answered(self, url: str) -> None:
+        """Note that ``url``'s host just finished answering a request the page made itself
+        (the delay before the next one counts from now)."""
+        _, host = self._host(url)
+        with host.lock:
+            host.last_done = max(host.last_done, time.monotonic())
+
     def pace(self, url: str) -> None:
         """Wait until ``url``'s host may be asked again (for requests a page makes itself,
         e.g. the next batch of an infinite-scroll grid), then mark it as asked."""
