@@ -136,8 +136,8 @@ def slug_from_url(url: str | None) -> str | None:
     url = url.removeprefix("image:")
     parts = urlsplit(url)
     # Amazon-style "/ref=..." and matrix ";param" segments say how a visitor came.
-    segments = [s.split(";")[0] for s in parts.path.split("/") if s and "=" not in s]
-    segments = [s for s in segments if s]
+    segments = [s.split(";")[0] for s in parts.path.split("/")]
+    segments = [s for s in segments if s and "=" not in s]
     stem = PurePosixPath(segments[-1]).stem if segments else ""
     values = [v for k, v in parse_qsl(parts.query) if v and not _TRACKING.match(k)]
     if stem.lower() in _GENERIC_STEMS and values:

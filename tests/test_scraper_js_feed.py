@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -56,10 +57,10 @@ def test_json_feed_is_read_page_by_page_until_an_empty_page(shop, tmp_path) -> N
 def test_feed_profile_errors_name_the_key() -> None:
     from scraper.profile import ProfileError
 
-    with pytest.raises(ProfileError, match="feed.price' is not a valid JMESPath"):
+    with pytest.raises(ProfileError, match=r"feed\.price' is not a valid JMESPath"):
         parse_profile({"feed": {"url": "https://s.example/p.json?page={page}",
                                 "price": "variants[0.price"}}, "p.toml")
-    with pytest.raises(ProfileError, match="unknown key 'feed.titel'"):
+    with pytest.raises(ProfileError, match=r"unknown key 'feed\.titel'"):
         parse_profile({"feed": {"url": "https://s.example/p.json", "titel": "t"}}, "p.toml")
 
 
@@ -102,8 +103,7 @@ def test_javascript_shop_is_crawled_in_a_browser_with_infinite_scroll(shop, tmp_
     assert (got[hats[0].sku]["price"], got[hats[0].sku]["currency"]) == (hats[0].price, "EUR")
     # the scrolls were paced by the host's delay
     arrivals = [r.at for r in api]
-    assert all(b - a >= prof.politeness.delay for a, b in zip(arrivals, arrivals[1:],
-                                                             strict=False))
+    assert all(b - a >= prof.politeness.delay for a, b in pairwise(arrivals))
 
 
 @pytest.mark.browser
