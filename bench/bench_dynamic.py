@@ -118,7 +118,7 @@ def worker(model: str, folder: str, uploads: int) -> dict:
     worker_peak = peak_rss_mib()  # before the naive way allocates its float64 copies
     naive = []
     for data, r in zip(photos, results, strict=True):
-        vec, _ = searcher.embed_photo(data)
+        vec, _, _ = searcher.embed_photo(data)
         t1 = time.perf_counter()
         raw = np.load(searcher.pre.embeddings_path).astype(np.float64)  # naive: per request
         raw /= np.linalg.norm(raw, axis=1, keepdims=True)

@@ -12,18 +12,33 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .catalog import CatalogError, CatalogRow, read_catalog
+from .colour import COLOUR_VERSION
 from .features import (
     DEFAULT_BATCH,
     FeatureCache,
+    cache_key,
     default_cache_dir,
     embed_items,
     unique_items,
 )
 from .images import ImageError, ResizePolicy, load_image, thumbnail_jpeg
 from .models import FeatureExtractor, file_sha256, load_extractor
-from .precomputed import EMBEDDINGS_FILE, THUMBS_DIR
+from .precomputed import COLOURS_FILE, EMBEDDINGS_FILE, THUMBS_DIR
 from .projection import pca_2d
-from .similarity import DEFAULT_BLOCK, Metric, l2_normalise, top_k_neighbours
+from .rows import (
+    DEFAULT_OTHER_COLOUR_QUANTILE,
+    DEFAULT_PREFER_MARGIN,
+    ROW_KEYS,
+    SIMILAR,
+    RowInputs,
+    RowRule,
+    default_colour_weight,
+    plan_rows,
+    rows_top_k,
+    score_quantiles,
+)
+from .similarity import DEFAULT_BLOCK, Metric, l2_normalise
+from .whitening import WHITEN_DIMS, Whitening, fit_whitening
 from .writer import precomputed_meta, thumb_ref, write_precomputed
 
 PAIRWISE_SUFFIXES = (".csv", ".pkl", ".pickle", ".npy")
@@ -49,6 +64,13 @@ class BuildOptions:
     k: int = 10
     metric: Metric = "cosine"
     group_by: str | None = None
+    rows: tuple[str, ...] | None = None  # default: ROW_KEYS (cosine), similar (euclidean)
+    colour_weight: float | None = None  # default: DEFAULT_COLOUR_WEIGHT (cosine), 0
+    other_colour_quantile: float = DEFAULT_OTHER_COLOUR_QUANTILE
+    whiten: bool = True
+    whiten_dims: int = WHITEN_DIMS
+    prefer: str | None = None
+    prefer_margin: float = DEFAULT_PREFER_MARGIN
     batch: int = DEFAULT_BATCH
     resize: ResizePolicy = "pad"
     cache_dir: Path | None = None
@@ -187,10 +209,12 @@ def neighbours_json(
 
 def _features(
     opts: BuildOptions, extractor: FeatureExtractor, shas: dict[str, str], paths: dict[str, Path]
-) -> tuple[dict[str, np.ndarray], dict[str, str], int, int]:
-    """Features per sha256 (cache + newly embedded), errors per sha256, counts."""
+) -> tuple[FeatureCache, dict[str, str], int, int]:
+    """The cache holding every image's features and colours (cached + newly embedded),
+    errors per sha256, counts."""
     wanted = set(shas.values())
-    cache = FeatureCache.open(opts.cache_dir or default_cache_dir(), extractor.key, wanted)
+    key = cache_key(extractor.key, opts.resize)
+    cache = FeatureCache.open(opts.cache_dir or default_cache_dir(), key, wanted)
     cached = len(wanted & cache.features.keys())
     missing = unique_items(
         (sha, paths[pid]) for pid, sha in sorted(shas.items()) if sha not in cache.features
@@ -207,11 +231,98 @@ def _features(
                     opts.resize, opts.batch, on_shard=cache.save, progress=opts.progress,
                 )
         else:
-            _, errors = embed_items(
+            _, _, errors = embed_items(
                 missing, extractor.embed, extractor.input_size, opts.resize, opts.batch,
                 on_shard=cache.save, progress=opts.progress,
             )
-    return cache.features, errors, len(missing) - len(errors), cached
+    return cache, errors, len(missing) - len(errors), cached
+
+
+@dataclass
+class FoundRows:
+    """The neighbour rows of a build and what produced them."""
+
+    shape: np.ndarray  # the unit (whitened) shape features: embeddings.npy
+    rules: list[RowRule]
+    neighbours: dict[str, dict[str, list[list[Any]]]]
+    rows_meta: list[dict[str, Any]]
+    whitening: Whitening | None
+    colour_meta: dict[str, Any] | None
+    prefer_meta: dict[str, Any] | None
+
+
+def _check_columns(opts: BuildOptions, rows: list[CatalogRow]) -> None:
+    for column, flag in ((opts.group_by, "--group-by"), (opts.prefer, "--prefer")):
+        if column and not any(column in r.attrs for r in rows):
+            attrs = ", ".join(sorted({a for r in rows for a in r.attrs})) or "none"
+            raise CatalogError(f"{flag} {column!r}: no such column (attributes: {attrs})")
+
+
+def _check_row_options(opts: BuildOptions) -> None:
+    if opts.rows is not None and (not opts.rows or opts.rows[0] != SIMILAR):
+        raise CatalogError(f"--rows {','.join(opts.rows)}: the first row must be {SIMILAR}")
+    if opts.metric == "euclidean" and (opts.rows not in (None, (SIMILAR,)) or opts.colour_weight):
+        raise CatalogError("colour rows and --colour-weight need --metric cosine")
+    if opts.prefer_margin < 0:
+        raise CatalogError(f"--prefer-margin {opts.prefer_margin:g}: must be at least 0")
+
+
+def _rows(
+    opts: BuildOptions,
+    kept: list[CatalogRow],
+    shas: dict[str, str],
+    matrix: np.ndarray,
+    colours: np.ndarray,
+) -> FoundRows:
+    """Whitening, row rules and the top-k of every row, on the chosen engine."""
+    cosine = opts.metric == "cosine"
+    whitening = fit_whitening(matrix, opts.whiten_dims) if opts.whiten and cosine else None
+    if whitening is not None:
+        shape = whitening.apply(matrix)
+    else:
+        shape = l2_normalise(matrix) if cosine else matrix
+    try:
+        rules = plan_rows(
+            opts.rows or (ROW_KEYS if cosine else (SIMILAR,)), l2_normalise(shape),
+            colours if cosine else None,
+            default_colour_weight(whitening is not None) if opts.colour_weight is None
+            else opts.colour_weight,
+            opts.other_colour_quantile, opts.seed,
+        )
+    except ValueError as e:
+        raise CatalogError(str(e)) from None
+    ids = [r.id for r in kept]
+    groups = [r.attrs.get(opts.group_by, "") for r in kept] if opts.group_by else None
+    prefer = [r.attrs.get(opts.prefer, "") for r in kept] if opts.prefer else None
+    inputs = RowInputs.prepare(
+        shape, colours if cosine else None, opts.metric, groups, [shas[i] for i in ids], prefer
+    )
+    if opts.engine == "dask":
+        from .dask_engine import dask_client, rows_on_dask
+
+        with dask_client(opts.scheduler, opts.workers) as client:
+            found = rows_on_dask(
+                client, rules, inputs, opts.k, opts.metric, opts.prefer_margin, opts.block
+            )
+    else:
+        found = rows_top_k(
+            rules, inputs, opts.k, opts.metric, opts.prefer_margin, opts.block, opts.progress
+        )
+    neighbours = {}
+    rows_meta = []
+    for rule, (idx, scores) in zip(rules, found, strict=True):
+        neighbours[rule.key] = neighbours_json(ids, idx, scores)
+        rows_meta.append({**rule.meta(), "score_quantiles": score_quantiles(scores)})
+    return FoundRows(
+        shape=shape if cosine else l2_normalise(matrix),
+        rules=rules,
+        neighbours=neighbours,
+        rows_meta=rows_meta,
+        whitening=whitening,
+        colour_meta={"version": COLOUR_VERSION, "file": COLOURS_FILE} if cosine else None,
+        prefer_meta={"column": opts.prefer, "margin": opts.prefer_margin} if opts.prefer
+        else None,
+    )
 
 
 def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> BuildSummary:
@@ -226,22 +337,21 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         raise CatalogError(
             f"--export-pairwise {opts.export_pairwise}: use a .csv, .pkl or .npy file name"
         )
+    _check_row_options(opts)
     thumb_base = thumb_base_url(opts.thumb_base_url) if opts.thumb_base_url else None
     if not opts.slug_budget_mb > 0:
         raise CatalogError(f"--slug-budget-mb {opts.slug_budget_mb:g}: must be above 0")
     rows = read_catalog(
         opts.catalog, opts.metadata, opts.id_column, opts.image_column, opts.title_column
     )
-    if opts.group_by and not any(opts.group_by in r.attrs for r in rows):
-        attrs = ", ".join(sorted({a for r in rows for a in r.attrs})) or "none"
-        raise CatalogError(f"--group-by {opts.group_by!r}: no such column (attributes: {attrs})")
+    _check_columns(opts, rows)
     shas, skipped = _hash_rows(rows)
     if not shas:
         raise BuildError(f"{opts.catalog}: none of the {len(rows)} images can be read")
     if extractor is None:
         extractor = load_extractor(opts.model, opts.weights, opts.seed)
     paths = {r.id: r.image for r in rows}
-    feats, errors, embedded_now, from_cache = _features(opts, extractor, shas, paths)
+    cache, errors, embedded_now, from_cache = _features(opts, extractor, shas, paths)
     kept: list[CatalogRow] = []
     for r in rows:
         if r.id not in shas:
@@ -253,23 +363,12 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
     if not kept:
         raise BuildError(f"{opts.catalog}: no usable images ({len(skipped)} skipped, see above)")
     ids = [r.id for r in kept]
-    matrix = np.stack([feats[shas[i]] for i in ids]).astype(np.float32)
-    groups = [r.attrs.get(opts.group_by, "") for r in kept] if opts.group_by else None
-    dups = [shas[i] for i in ids]
-    if opts.engine == "dask":
-        from .dask_engine import dask_client, top_k_on_dask
-
-        with dask_client(opts.scheduler, opts.workers) as client:
-            idx, scores = top_k_on_dask(
-                client, matrix, opts.k, opts.metric, groups, dups, opts.block
-            )
-    else:
-        idx, scores = top_k_neighbours(
-            matrix, opts.k, opts.metric, groups, dups, opts.block, progress=opts.progress
-        )
-    normalised = l2_normalise(matrix)
-    xy = pca_2d(normalised)
-    baseline = similarity_baseline(normalised)
+    matrix = np.stack([cache.features[shas[i]] for i in ids]).astype(np.float32)
+    colours = np.stack([cache.colours[shas[i]] for i in ids]).astype(np.float32)
+    found = _rows(opts, kept, shas, matrix, colours)
+    shape = found.shape
+    xy = pca_2d(shape)
+    baseline = similarity_baseline(shape)
     products = [product_record(r, shas[r.id], xy[i], thumb_base) for i, r in enumerate(kept)]
     by_id = {r.id: r for r in kept}
 
@@ -287,11 +386,19 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         similarity_baseline=baseline,
         source={"catalog": str(opts.catalog), "n_rows": len(rows), "n_skipped": len(skipped)},
         thumb_base_url=thumb_base,
+        rows=found.rows_meta,
+        whitening=found.whitening.meta() if found.whitening else None,
+        colour=found.colour_meta,
+        prefer=found.prefer_meta,
     )
     skipped.sort(key=lambda s: s["id"])
     try:
         write_precomputed(
-            opts.out, meta, products, neighbours_json(ids, idx, scores), normalised, thumb, skipped
+            opts.out, meta, products, found.neighbours[SIMILAR], shape, thumb, skipped,
+            other_rows={rule.file: found.neighbours[rule.key] for rule in found.rules
+                        if rule.key != SIMILAR},
+            colours=colours if found.colour_meta else None,
+            whitening=found.whitening,
         )
     except ImageError as e:  # the image changed between embedding and thumbnailing
         raise BuildError(f"thumbnail failed: {e}") from None

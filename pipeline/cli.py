@@ -9,8 +9,16 @@ import sys
 from pathlib import Path
 
 from .catalog import CatalogError
-from .evaluate import EvaluationError, evaluate, format_report
+from .evaluate import EvaluationError, evaluate_rows, format_report
 from .precomputed import PrecomputedError
+from .rows import (
+    DEFAULT_COLOUR_WEIGHT,
+    DEFAULT_COLOUR_WEIGHT_UNWHITENED,
+    DEFAULT_OTHER_COLOUR_QUANTILE,
+    DEFAULT_PREFER_MARGIN,
+    ROW_KEYS,
+)
+from .whitening import WHITEN_DIMS, WHITEN_MIN_PRODUCTS
 
 SHOW_SKIPPED = 10
 
@@ -33,6 +41,26 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--k", type=int, default=10, help="neighbours per product (default 10)")
     b.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
     b.add_argument("--group-by", help="only recommend products with the same value of COLUMN")
+    b.add_argument("--rows",
+                   help="recommendation rows to write, comma-separated, similar first "
+                   f"(default {','.join(ROW_KEYS)})")
+    b.add_argument("--colour-weight", type=float,
+                   help="weight of colour against shape in the similar row, 0 to below 1 "
+                   f"(default {DEFAULT_COLOUR_WEIGHT} with whitening, "
+                   f"{DEFAULT_COLOUR_WEIGHT_UNWHITENED} without, measured; 0: shape only)")
+    b.add_argument("--other-colour-quantile", type=float, default=DEFAULT_OTHER_COLOUR_QUANTILE,
+                   help="other_colours row: colour similarity at most this quantile of "
+                   f"random pairs (default {DEFAULT_OTHER_COLOUR_QUANTILE})")
+    b.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=True,
+                   help="PCA-whiten the features (default on; catalogs under "
+                   f"{WHITEN_MIN_PRODUCTS} products are never whitened)")
+    b.add_argument("--whiten-dims", type=int, default=WHITEN_DIMS,
+                   help=f"dimensions kept by whitening (default {WHITEN_DIMS})")
+    b.add_argument("--prefer", metavar="COLUMN",
+                   help="rank neighbours with the product's own value of COLUMN first when "
+                   "their score is within --prefer-margin (soft --group-by)")
+    b.add_argument("--prefer-margin", type=float, default=DEFAULT_PREFER_MARGIN,
+                   help=f"score margin of --prefer (default {DEFAULT_PREFER_MARGIN})")
     b.add_argument("--batch", type=int, default=32, help="images per model call (default 32)")
     b.add_argument("--resize", choices=("pad", "stretch", "crop"), default="pad",
                    help="how photos fit the model's square input (default pad: keep whole photo)")
@@ -56,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("precomputed", type=Path)
     e.add_argument("--label", required=True, help="attribute column, e.g. articleType")
     e.add_argument("--k", type=int, default=5)
+    e.add_argument("--row", help="evaluate only this row (default: every row)")
     e.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
@@ -73,6 +102,10 @@ def _build(args: argparse.Namespace) -> int:
         engine=args.engine, scheduler=args.scheduler, workers=args.workers,
         export_pairwise=args.export_pairwise, progress=not args.no_progress,
         thumb_base_url=args.thumb_base_url, slug_budget_mb=args.slug_budget_mb,
+        rows=tuple(r.strip() for r in args.rows.split(",") if r.strip()) if args.rows else None,
+        colour_weight=args.colour_weight, other_colour_quantile=args.other_colour_quantile,
+        whiten=args.whiten, whiten_dims=args.whiten_dims, prefer=args.prefer,
+        prefer_margin=args.prefer_margin,
     )
     summary = build(opts)
     for s in summary.skipped[:SHOW_SKIPPED]:
@@ -90,8 +123,12 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    ev = evaluate(args.precomputed, args.label, args.k)
-    print(json.dumps(ev.as_dict(), indent=2) if args.json else format_report(ev))
+    evs = evaluate_rows(args.precomputed, args.label, args.k, args.row)
+    if args.json:  # the first (or chosen) row at the top, as before rows; every row in "rows"
+        data = {**evs[0].as_dict(), "rows": {ev.row: ev.as_dict() for ev in evs}}
+        print(json.dumps(data, indent=2))
+    else:
+        print("\n\n".join(format_report(ev) for ev in evs))
     return 0
 
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from .features import EmbedItem, embed_items
 from .images import ResizePolicy
-from .similarity import Metric, _codes, block_scores, finish_scores, prepare_features, top_k_block
+from .rows import RowInputs, RowRule, rows_top_k_block
+from .similarity import Metric, finish_scores
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -82,14 +83,16 @@ def embed_chunk(
     size: tuple[int, int],
     policy: ResizePolicy,
     batch: int,
-) -> tuple[list[str], np.ndarray, dict[str, str]]:
-    """Task: embed (sha256, image bytes) pairs on a worker; (shas, features, errors)."""
+) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, str]]:
+    """Task: embed (sha256, image bytes) pairs on a worker; (shas, features, colours,
+    errors)."""
     extractor = _worker_extractor(model, weights, seed)
     items = [EmbedItem(sha, data) for sha, data in chunk]
-    out, errors = embed_items(items, extractor.embed, size, policy, batch)
+    out, colours, errors = embed_items(items, extractor.embed, size, policy, batch)
     shas = [it.sha256 for it in items if it.sha256 in out]
     feats = np.stack([out[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)
-    return shas, feats, errors
+    cols = np.stack([colours[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)
+    return shas, feats, cols, errors
 
 
 def embed_on_dask(
@@ -101,7 +104,7 @@ def embed_on_dask(
     size: tuple[int, int],
     policy: ResizePolicy,
     batch: int,
-    on_shard: Callable[[list[str], np.ndarray], None] | None = None,
+    on_shard: Callable[[list[str], np.ndarray, np.ndarray], None] | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Embed images on the cluster, a bounded number of chunks in flight at a time.
@@ -125,16 +128,18 @@ def embed_on_dask(
 
     out: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
-    pending = iter(chunks)
-    futures = as_completed([submit(c) for c, _ in zip(pending, range(in_flight), strict=False)])
+    # the first `in_flight` chunks go now, each later one when a running chunk finishes
+    # (slicing, not zip(iterator, range): zip would draw one chunk more than it submits)
+    futures = as_completed([submit(c) for c in chunks[:in_flight]])
+    pending = iter(chunks[in_flight:])
     bar = tqdm(total=len(items), desc="embedding (dask)", unit="img", disable=not progress)
     for fut in futures:
-        shas, feats, errs = fut.result()
+        shas, feats, cols, errs = fut.result()
         errors.update(errs)
         for sha, row in zip(shas, feats, strict=True):
             out[sha] = row
         if on_shard and shas:
-            on_shard(shas, feats)
+            on_shard(shas, feats, cols)
         bar.update(len(shas) + len(errs))
         nxt = next(pending, None)
         if nxt is not None:
@@ -143,46 +148,46 @@ def embed_on_dask(
     return out, errors
 
 
-def top_k_task(
-    x: np.ndarray,
-    sq: np.ndarray | None,
+def rows_task(
+    rules: list[RowRule],
+    inputs: RowInputs,
     start: int,
     stop: int,
     k: int,
     metric: Metric,
-    gcodes: np.ndarray | None,
-    dcodes: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Task: top-k of rows [start, stop), the same computation as the local engine."""
-    scores = block_scores(x, sq, start, stop, metric)
-    return top_k_block(scores, start, k, gcodes, dcodes)
+    margin: float,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Task: every row's top-k of query rows [start, stop), as the local engine does it."""
+    return rows_top_k_block(
+        rules, inputs.shape, inputs.sq_norms, inputs.colour, start, stop, k, metric,
+        inputs.group_codes, inputs.dup_codes, inputs.prefer_codes, margin,
+    )
 
 
-def top_k_on_dask(
+def rows_on_dask(
     client: Client,
-    features: np.ndarray,
+    rules: list[RowRule],
+    inputs: RowInputs,
     k: int,
     metric: Metric,
-    groups: Sequence[str] | None,
-    duplicate_keys: Sequence[str] | None,
+    margin: float,
     block: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k with one task per row block; the features are broadcast once."""
-    x, sq = prepare_features(features, metric)
-    n = len(x)
-    gcodes = _codes(groups, n)
-    dcodes = _codes(duplicate_keys, n)
-    x_f, sq_f, g_f, d_f = (
-        client.scatter(v, broadcast=True) if v is not None else None
-        for v in (x, sq, gcodes, dcodes)
-    )
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Exact top-k of every row with one task per block of queries; the prepared inputs
+    are broadcast to the workers once."""
+    n = len(inputs.shape)
+    inputs_f = client.scatter(inputs, broadcast=True)
     starts = list(range(0, n, block))
     futures = [
-        client.submit(top_k_task, x_f, sq_f, s, min(s + block, n), k, metric, g_f, d_f, pure=False)
+        client.submit(rows_task, rules, inputs_f, s, min(s + block, n), k, metric, margin,
+                      pure=False)
         for s in starts
     ]
-    idx = np.full((n, k), -1, dtype=np.int64)
-    scores = np.full((n, k), np.nan, dtype=np.float32)
-    for s, (bi, bs) in zip(starts, client.gather(futures), strict=True):
-        idx[s : s + len(bi)], scores[s : s + len(bs)] = bi, bs
-    return idx, finish_scores(scores, metric)
+    out = [
+        (np.full((n, k), -1, dtype=np.int64), np.full((n, k), np.nan, dtype=np.float32))
+        for _ in rules
+    ]
+    for s, found in zip(starts, client.gather(futures), strict=True):
+        for (idx, scores), (bi, bs) in zip(out, found, strict=True):
+            idx[s : s + len(bi)], scores[s : s + len(bs)] = bi, bs
+    return [(idx, finish_scores(scores, metric)) for idx, scores in out]

@@ -21,6 +21,7 @@ class Evaluation:
     label: str
     k: int
     n_queries: int
+    row: str
     precision_at_k: float
     vote_accuracy: float
     per_label: list[dict[str, Any]] = field(default_factory=list)
@@ -75,9 +76,18 @@ def evaluate_neighbours(
     return n, hits_total / n, votes_total / n, rows
 
 
-def evaluate(folder: str | Path, label: str, k: int = 5) -> Evaluation:
-    """Evaluate a precomputed folder's neighbours against the attribute `label`."""
+def evaluate(folder: str | Path, label: str, k: int = 5, row: str = "similar") -> Evaluation:
+    """Evaluate one row of a precomputed folder against the attribute `label`."""
+    return evaluate_rows(folder, label, k, row)[0]
+
+
+def evaluate_rows(
+    folder: str | Path, label: str, k: int = 5, row: str | None = None
+) -> list[Evaluation]:
+    """Evaluate every row of a precomputed folder (or only `row`) against `label`."""
     pre = read_precomputed(folder)
+    if row is not None and row not in pre.rows:
+        raise EvaluationError(f"--row {row!r}: no such row (rows: {', '.join(pre.rows)})")
     if k < 1:
         raise EvaluationError(f"--k {k}: must be at least 1")
     if k > int(pre.meta.get("k", 0)):
@@ -91,16 +101,21 @@ def evaluate(folder: str | Path, label: str, k: int = 5) -> Evaluation:
             f"--label {label!r}: no such attribute (attributes: {', '.join(attrs) or 'none'})"
         )
     labels = {p["id"]: (p.get("attrs", {}).get(label) or "") for p in pre.products}
-    n, prec, vote, rows = evaluate_neighbours(labels, pre.neighbours, k)
-    if n == 0:
-        raise EvaluationError(f"--label {label!r}: no label has {k + 1} or more products")
-    return Evaluation(label, k, n, prec, vote, rows)
+    out = []
+    for key, neighbours in pre.rows.items():
+        if row is not None and key != row:
+            continue
+        n, prec, vote, per = evaluate_neighbours(labels, neighbours, k)
+        if n == 0:
+            raise EvaluationError(f"--label {label!r}: no label has {k + 1} or more products")
+        out.append(Evaluation(label, k, n, key, prec, vote, per))
+    return out
 
 
 def format_report(ev: Evaluation, worst: int = 10) -> str:
     """Human-readable evaluation report."""
     lines = [
-        f"label {ev.label!r}, k={ev.k}, {ev.n_queries} queries "
+        f"row {ev.row!r}: label {ev.label!r}, k={ev.k}, {ev.n_queries} queries "
         f"(labels with >= {ev.k + 1} products)",
         f"precision@{ev.k}: {ev.precision_at_k:.3f}",
         f"{ev.k}-neighbour vote accuracy: {ev.vote_accuracy:.3f}",

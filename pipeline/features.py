@@ -1,14 +1,18 @@
-"""Batched embedding of images, with a feature cache keyed by image sha256 + model identity.
+"""Batched embedding of images, with a feature cache keyed by image sha256.
 
-The cache is a folder per model key holding `.npz` shards (sha256 list + float32
-features). Shards are written atomically every few hundred images, so a crash loses at
+Each image is decoded once into the model input and its colour descriptor. The cache is
+a folder per `cache_key` (model identity, resize policy, colour descriptor version)
+holding `.npz` shards (sha256 list, float32 features, float32 colour descriptors).
+Shards are flushed and renamed into place every few hundred images, so a crash loses at
 most one shard of work, and a re-run embeds only images whose sha256 it has not seen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .images import ImageError, ResizePolicy, model_input
+from .colour import COLOUR_VERSION
+from .images import ImageError, ResizePolicy, decode_for_model
 
 DEFAULT_BATCH = 32
 SHARD_EVERY = 512
@@ -31,40 +36,75 @@ def default_cache_dir() -> Path:
     return Path(base) / "lookalike" / "features"
 
 
+def cache_key(model_key: str, resize: str) -> str:
+    """The cache folder of everything that changes a stored row: the model identity, the
+    resize policy and the colour descriptor's version."""
+    return f"{model_key}-{resize}-{COLOUR_VERSION}"
+
+
 @dataclass
 class FeatureCache:
-    """Features of one model, by image sha256, persisted as shards under `folder`."""
+    """Features and colour descriptors by image sha256, persisted as shards under `folder`."""
 
     folder: Path
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    colours: dict[str, np.ndarray] = field(default_factory=dict)
+    damaged: list[Path] = field(default_factory=list)
 
     @classmethod
-    def open(cls, root: Path, model_key: str, wanted: set[str] | None = None) -> FeatureCache:
-        """Load the shards of one model (only the `wanted` sha256s, if given)."""
-        folder = Path(root) / model_key
+    def open(cls, root: Path, key: str, wanted: set[str] | None = None) -> FeatureCache:
+        """Load the shards of one cache key (only the `wanted` sha256s, if given).
+
+        A shard that cannot be read (torn by a crash, truncated, zero bytes) is renamed to
+        `damaged-*.npz` with one warning; its images are simply embedded again.
+        """
+        folder = Path(root) / key
         cache = cls(folder=folder)
         for shard in sorted(folder.glob("shard-*.npz")) if folder.is_dir() else []:
             try:
                 with np.load(shard) as z:
-                    keys, feats = z["sha256"], z["features"]
-            except (OSError, ValueError, KeyError):
-                continue  # a torn shard from an old crash: its images are simply re-embedded
-            for key, row in zip(keys.tolist(), feats, strict=True):
-                if wanted is None or key in wanted:
-                    cache.features[key] = row
+                    keys, feats, colours = z["sha256"], z["features"], z["colours"]
+                if not (len(keys) == len(feats) == len(colours)):
+                    raise ValueError("arrays of different lengths")
+            except Exception as e:
+                cache._set_aside(shard, e)
+                continue
+            for sha, row, colour in zip(keys.tolist(), feats, colours, strict=True):
+                if wanted is None or sha in wanted:
+                    cache.features[sha] = row
+                    cache.colours[sha] = colour
         return cache
 
-    def save(self, keys: Sequence[str], feats: np.ndarray) -> None:
-        """Persist a new shard atomically and keep its rows in memory."""
+    def _set_aside(self, shard: Path, error: Exception) -> None:
+        aside = shard.with_name("damaged-" + shard.name.removeprefix("shard-"))
+        with contextlib.suppress(OSError):
+            os.replace(shard, aside)
+        self.damaged.append(aside)
+        warnings.warn(
+            f"feature cache shard {shard} is unreadable ({type(error).__name__}); moved to "
+            f"{aside.name}, its images are embedded again",
+            stacklevel=3,
+        )
+
+    def save(self, keys: Sequence[str], feats: np.ndarray, colours: np.ndarray) -> None:
+        """Persist a new shard atomically (flushed to disk before the rename) and keep its
+        rows in memory."""
         if not len(keys):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = f"{time.time_ns():020d}-{os.getpid()}"
         tmp = self.folder / f".tmp-{stamp}.npz"
-        np.savez(tmp, sha256=np.asarray(keys), features=np.asarray(feats, dtype=np.float32))
+        with open(tmp, "wb") as f:
+            np.savez(
+                f, sha256=np.asarray(keys), features=np.asarray(feats, dtype=np.float32),
+                colours=np.asarray(colours, dtype=np.float32),
+            )
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, self.folder / f"shard-{stamp}.npz")
-        for key, row in zip(keys, feats, strict=True):
+        for key, row, colour in zip(keys, feats, colours, strict=True):
             self.features[key] = np.asarray(row, dtype=np.float32)
+            self.colours[key] = np.asarray(colour, dtype=np.float32)
 
 
 @dataclass
@@ -75,9 +115,12 @@ class EmbedItem:
     source: Path | bytes
 
 
-def _decode(item: EmbedItem, size: tuple[int, int], policy: ResizePolicy) -> np.ndarray | str:
+Decoded = tuple[np.ndarray, np.ndarray]  # model input, colour descriptor
+
+
+def _decode(item: EmbedItem, size: tuple[int, int], policy: ResizePolicy) -> Decoded | str:
     try:
-        return model_input(item.source, size, policy)
+        return decode_for_model(item.source, size, policy)
     except ImageError as e:
         return str(e)
 
@@ -88,8 +131,10 @@ def decoded_batches(
     policy: ResizePolicy,
     batch: int,
     threads: int = 2,
-) -> Iterator[tuple[list[EmbedItem], np.ndarray | None, list[tuple[EmbedItem, str]]]]:
-    """Yield (ok items, uint8 batch, failures) with decoding running ahead in threads.
+) -> Iterator[
+    tuple[list[EmbedItem], np.ndarray | None, np.ndarray | None, list[tuple[EmbedItem, str]]]
+]:
+    """Yield (ok items, uint8 batch, colour descriptors, failures), decoding ahead in threads.
 
     Pillow releases the GIL while decoding, so the next batch decodes while the model
     runs on the current one.
@@ -108,8 +153,9 @@ def decoded_batches(
                 queued.append(submit(chunks[i + ahead]))
             ok = [(it, r) for it, r in zip(chunk, results, strict=True) if not isinstance(r, str)]
             bad = [(it, r) for it, r in zip(chunk, results, strict=True) if isinstance(r, str)]
-            arr = np.stack([r for _, r in ok]) if ok else None
-            yield [it for it, _ in ok], arr, bad
+            arr = np.stack([r[0] for _, r in ok]) if ok else None
+            colours = np.stack([r[1] for _, r in ok]) if ok else None
+            yield [it for it, _ in ok], arr, colours, bad
 
 
 def embed_items(
@@ -118,19 +164,21 @@ def embed_items(
     size: tuple[int, int],
     policy: ResizePolicy = "pad",
     batch: int = DEFAULT_BATCH,
-    on_shard: Callable[[list[str], np.ndarray], None] | None = None,
+    on_shard: Callable[[list[str], np.ndarray, np.ndarray], None] | None = None,
     progress: bool = False,
     shard_every: int = SHARD_EVERY,
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Embed images in batches; return ({sha256: features}, {sha256: error}).
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, str]]:
+    """Embed images in batches; return ({sha256: features}, {sha256: colour}, {sha256: error}).
 
-    `on_shard` is called every `shard_every` images (and at the end) with what was embedded
-    since the last call, so the caller can persist progress.
+    `on_shard(keys, features, colours)` is called every `shard_every` images (and at the
+    end) with what was embedded since the last call, so the caller can persist progress.
     """
     out: dict[str, np.ndarray] = {}
+    colours: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
     pending_keys: list[str] = []
     pending_feats: list[np.ndarray] = []
+    pending_colours: list[np.ndarray] = []
     bar: Any = None
     if progress:
         from tqdm import tqdm
@@ -139,19 +187,24 @@ def embed_items(
 
     def flush() -> None:
         if on_shard and pending_keys:
-            on_shard(list(pending_keys), np.concatenate(pending_feats))
+            on_shard(
+                list(pending_keys), np.concatenate(pending_feats), np.concatenate(pending_colours)
+            )
         pending_keys.clear()
         pending_feats.clear()
+        pending_colours.clear()
 
-    for ok, arr, bad in decoded_batches(items, size, policy, batch):
+    for ok, arr, cols, bad in decoded_batches(items, size, policy, batch):
         for it, err in bad:
             errors[it.sha256] = err
-        if arr is not None:
+        if arr is not None and cols is not None:
             feats = embed(arr)
-            for it, row in zip(ok, feats, strict=True):
+            for it, row, colour in zip(ok, feats, cols, strict=True):
                 out[it.sha256] = row
+                colours[it.sha256] = colour
             pending_keys.extend(it.sha256 for it in ok)
             pending_feats.append(feats)
+            pending_colours.append(cols)
         if bar is not None:
             bar.update(len(ok) + len(bad))
         if len(pending_keys) >= shard_every:
@@ -159,7 +212,7 @@ def embed_items(
     flush()
     if bar is not None:
         bar.close()
-    return out, errors
+    return out, colours, errors
 
 
 def unique_items(pairs: Iterable[tuple[str, Path]]) -> list[EmbedItem]:

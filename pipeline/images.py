@@ -21,6 +21,8 @@ from typing import IO, Literal
 import numpy as np
 from PIL import Image, ImageOps
 
+from .colour import colour_descriptor
+
 ResizePolicy = Literal["pad", "stretch", "crop"]
 RESIZE_POLICIES: tuple[str, ...] = ("pad", "stretch", "crop")
 BACKGROUND = (255, 255, 255)
@@ -130,6 +132,18 @@ def model_input(
     """A photo as the uint8 (height, width, 3) array a feature extractor takes."""
     img = source if isinstance(source, Image.Image) else load_image(source, max(size))
     return np.asarray(fit_to_input(_to_rgb(img), size, policy), dtype=np.uint8)
+
+
+def decode_for_model(
+    source: str | Path | bytes | IO[bytes] | Image.Image,
+    size: tuple[int, int],
+    policy: ResizePolicy = "pad",
+) -> tuple[np.ndarray, np.ndarray]:
+    """One decode of a photo, two results: the model input (as `model_input`) and the
+    colour descriptor (`pipeline.colour.colour_descriptor`) of the same decoded image."""
+    img = source if isinstance(source, Image.Image) else load_image(source, max(size))
+    img = _to_rgb(img)
+    return np.asarray(fit_to_input(img, size, policy), dtype=np.uint8), colour_descriptor(img)
 
 
 def thumbnail_jpeg(img: Image.Image, max_side: int = THUMB_SIZE, quality: int = 85) -> bytes:

@@ -6,17 +6,20 @@ reads precomputed folders through this module.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 META_FILE = "meta.json"
 PRODUCTS_FILE = "products.json"
 NEIGHBOURS_FILE = "neighbours.json"
 EMBEDDINGS_FILE = "embeddings.npy"
+COLOURS_FILE = "colours.npy"
 THUMBS_DIR = "thumbs"
 REQUIRED_FILES = (META_FILE, PRODUCTS_FILE, NEIGHBOURS_FILE)
 
@@ -27,16 +30,23 @@ class PrecomputedError(Exception):
 
 @dataclass
 class Precomputed:
-    """A loaded precomputed folder: metadata, products (sorted by id) and neighbours."""
+    """A loaded precomputed folder: metadata, products (sorted by id) and neighbour rows.
+
+    `neighbours` is the first row (`similar`); `rows` holds every row by key, in
+    meta.json's order (a version-1 folder has the one `similar` row).
+    """
 
     folder: Path
     meta: dict[str, Any]
     products: list[dict[str, Any]]
     neighbours: dict[str, list[list[Any]]]
+    rows: dict[str, dict[str, list[list[Any]]]] = field(default_factory=dict)
     index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.index = {p["id"]: i for i, p in enumerate(self.products)}
+        if not self.rows:
+            self.rows = {"similar": self.neighbours}
 
     def product(self, product_id: str) -> dict[str, Any] | None:
         """The product with this id, or None."""
@@ -153,10 +163,11 @@ def read_meta(folder: str | Path, required: tuple[str, ...] = REQUIRED_FILES) ->
     if not isinstance(meta, dict):
         raise PrecomputedError(f"{folder / META_FILE}: expected a JSON object")
     version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise PrecomputedError(
             f"{folder / META_FILE}: schema_version {version!r}, this program reads "
-            f"{SCHEMA_VERSION}; rebuild it with `python -m pipeline build`"
+            f"{' and '.join(map(str, READABLE_VERSIONS))}; rebuild it with "
+            "`python -m pipeline build`"
         )
     if meta.get("metric", "cosine") not in ("cosine", "euclidean"):
         raise PrecomputedError(f"{folder / META_FILE}: metric {meta.get('metric')!r:.40} is "
@@ -166,7 +177,49 @@ def read_meta(folder: str | Path, required: tuple[str, ...] = REQUIRED_FILES) ->
         raise PrecomputedError(f"{folder / META_FILE}: similarity_baseline must be a number")
     if not isinstance(meta.get("model", {}), dict):
         raise PrecomputedError(f"{folder / META_FILE}: model must be an object")
+    meta["rows"] = validate_rows(meta.get("rows"), folder / META_FILE)
     return meta
+
+
+def default_rows() -> list[dict[str, Any]]:
+    """The `rows` of a folder with only neighbours.json (how a version-1 folder is read)."""
+    return [{
+        "key": "similar", "title": "Looks like this", "file": NEIGHBOURS_FILE,
+        "weights": {"shape": 1.0, "colour": 0.0}, "max_colour": None, "score_quantiles": [],
+    }]
+
+
+def validate_rows(rows: Any, path: Path) -> list[dict[str, Any]]:
+    """Check meta.json's `rows` (version 2); a folder without it has the one `similar` row
+    of neighbours.json. Row files are plain names inside the folder."""
+    if rows is None:
+        return default_rows()
+    if not isinstance(rows, list) or not rows:
+        raise PrecomputedError(f"{path}: rows must be a non-empty list")
+    seen: set[str] = set()
+    for n, row in enumerate(rows):
+        where = f"{path}: rows[{n}]"
+        if not isinstance(row, dict):
+            raise PrecomputedError(f"{where}: expected an object")
+        key, file = row.get("key"), row.get("file")
+        if not isinstance(key, str) or not key or key in seen:
+            raise PrecomputedError(f"{where}: key must be a unique non-empty string")
+        seen.add(key)
+        if (not isinstance(file, str) or not file.endswith(".json") or "/" in file
+                or "\\" in file or file.startswith(".")):
+            raise PrecomputedError(f"{where}: file must be a .json file name in the folder")
+        if not isinstance(row.get("title", ""), str):
+            raise PrecomputedError(f"{where}: title must be a string")
+        quantiles = row.get("score_quantiles", [])
+        if not isinstance(quantiles, list) or not all(_finite(q) for q in quantiles) or any(
+            b < a for a, b in itertools.pairwise(quantiles)
+        ):
+            raise PrecomputedError(f"{where}: score_quantiles must be ascending numbers")
+        row.setdefault("title", key)
+        row.setdefault("score_quantiles", [])
+    if rows[0]["file"] != NEIGHBOURS_FILE:
+        raise PrecomputedError(f"{path}: the first row must be the one in {NEIGHBOURS_FILE}")
+    return rows
 
 
 def read_precomputed(folder: str | Path) -> Precomputed:
@@ -175,6 +228,13 @@ def read_precomputed(folder: str | Path) -> Precomputed:
     meta = read_meta(folder)
     products = validate_products(read_json(folder / PRODUCTS_FILE), folder / PRODUCTS_FILE,
                                  meta)
-    neighbours = validate_neighbours(read_json(folder / NEIGHBOURS_FILE),
-                                     folder / NEIGHBOURS_FILE, {p["id"] for p in products})
-    return Precomputed(folder=folder, meta=meta, products=products, neighbours=neighbours)
+    ids = {p["id"] for p in products}
+    rows = {}
+    for row in meta["rows"]:
+        path = folder / row["file"]
+        if not path.is_file():
+            raise PrecomputedError(f"{path}: missing (row {row['key']!r} of meta.json)")
+        rows[row["key"]] = validate_neighbours(read_json(path), path, ids)
+    neighbours = rows[meta["rows"][0]["key"]]
+    return Precomputed(folder=folder, meta=meta, products=products, neighbours=neighbours,
+                       rows=rows)

@@ -1,7 +1,9 @@
 """Search by photo (dynamic mode): embed an uploaded photo, compare with embeddings.npy.
 
-The photo goes through the same `pipeline.images.model_input` as the catalog did, with the
-resize policy recorded in meta.json, and the model named in meta.json. TensorFlow is
+The photo goes through the same `pipeline.images.decode_for_model` as the catalog did
+(model input and colour descriptor from one decode), with the resize policy recorded in
+meta.json, the model named there, the catalog's whitening transform and its rows' rules
+(`pipeline.rows`), so an upload gets the rows a catalog product would. TensorFlow is
 imported only when the model is loaded (lazily, or at start-up with `preload()`).
 """
 
@@ -18,9 +20,12 @@ from typing import Any
 import numpy as np
 
 from .evaluate import majority_label
-from .images import ImageError, load_image, model_input
+from .images import ImageError, decode_for_model, load_image
 from .models import BUILTIN_MODELS, FeatureExtractor, ModelError, check_identity, file_sha256
-from .precomputed import Precomputed
+from .precomputed import COLOURS_FILE, Precomputed
+from .rows import SIMILAR, RowRule
+from .similarity import l2_normalise
+from .whitening import Whitening
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 UPLOAD_PIXELS = 40_000_000  # a phone photo is 12-50 MP; more than this is refused
@@ -36,9 +41,10 @@ class UploadError(ValueError):
 class SearchResult:
     """Neighbours of an uploaded photo, the neighbour vote and where the time went."""
 
-    neighbours: list[tuple[str, float]]
+    neighbours: list[tuple[str, float]]  # the first row (similar)
     vote: tuple[str, str, int, int] | None = None  # (attribute, label, votes, k)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
 
 def decode_upload(contents: str, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
@@ -154,12 +160,42 @@ class PhotoSearcher:
                 f"{len(pre.products)} products x dim {model_meta.get('dim')}"
             )
         self._embeddings: np.ndarray | None = None
+        self._colours: np.ndarray | None = None
+        self.rules = [RowRule.from_meta(r) for r in pre.meta.get("rows") or []] or [
+            RowRule(SIMILAR, "Looks like this", 1.0, 0.0)
+        ]
+        self.whitening = self._load_whitening(pre)
+        self.colours_path = pre.folder / COLOURS_FILE if pre.meta.get("colour") else None
+        if self.colours_path is not None and not self.colours_path.is_file():
+            raise ModelError(f"{self.colours_path}: missing; rebuild the catalog")
         self.ids = [p["id"] for p in pre.products]
         self.vote_attr = vote_attribute(pre)
         self._extractor: FeatureExtractor | None = None
         self._load_lock = threading.Lock()
         self._model_lock = threading.Lock()  # one model call at a time per process
         self.state = "not loaded"
+
+    @staticmethod
+    def _load_whitening(pre: Precomputed) -> Whitening | None:
+        entry = pre.meta.get("whitening")
+        if not entry:
+            return None
+        path = pre.folder / str(entry.get("file", ""))
+        try:
+            return Whitening.load(path)
+        except (OSError, ValueError, KeyError) as e:
+            raise ModelError(f"{path}: cannot read the whitening transform ({e})") from None
+
+    @property
+    def colours(self) -> np.ndarray | None:
+        """The catalog's colour descriptors as float32 unit rows (None: shape-only rows)."""
+        if self.colours_path is None:
+            return None
+        if self._colours is None:
+            with self._load_lock:
+                if self._colours is None:
+                    self._colours = l2_normalise(np.load(self.colours_path))
+        return self._colours
 
     @property
     def embeddings(self) -> np.ndarray:
@@ -215,35 +251,48 @@ class PhotoSearcher:
         self.embeddings  # noqa: B018 - read the catalog now that the model's peak is over
         return self._extractor
 
-    def embed_photo(self, data: bytes) -> tuple[np.ndarray, dict[str, float]]:
-        """Normalised feature vector of a photo, and decode/embed times in ms."""
+    def embed_photo(self, data: bytes) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """A photo's unit shape vector (whitened as the catalog was), its colour descriptor,
+        and decode/embed times in ms."""
         t0 = time.perf_counter()
         try:
             img = load_image(data, draft_size=max(self.size), max_pixels=UPLOAD_PIXELS)
-            arr = model_input(img, self.size, self.resize)
+            arr, colour = decode_for_model(img, self.size, self.resize)
         except ImageError as e:
             raise UploadError(f"That file cannot be used as a photo: {e}.") from None
         t1 = time.perf_counter()
         ex = self.preload()
         with self._model_lock:
-            vec = ex.embed(arr[None])[0]
+            vec = ex.embed(arr[None])
         t2 = time.perf_counter()
-        norm = float(np.linalg.norm(vec))
-        return vec / (norm or 1.0), {"decode": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3}
+        shape = self.whitening.apply(vec)[0] if self.whitening else l2_normalise(vec)[0]
+        return shape, colour, {"decode": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3}
 
-    def nearest(self, vec: np.ndarray, k: int | None = None) -> list[tuple[str, float]]:
-        """The k catalog products most similar to a normalised vector (ties to lower id)."""
+    def nearest(
+        self, vec: np.ndarray, k: int | None = None, colour: np.ndarray | None = None,
+        rule: RowRule | None = None,
+    ) -> list[tuple[str, float]]:
+        """The k best catalog products for a unit shape vector (and colour descriptor) by
+        one row's rule (default: shape only); ties go to the lower id."""
         k = min(k or self.k, len(self.ids))
         scores = self.embeddings @ vec.astype(np.float32)
+        if rule is not None:
+            colours = self.colours
+            s_colour = None if colours is None or colour is None else colours @ colour
+            scores = rule.scores(scores, s_colour)
+        k = min(k, int(np.isfinite(scores).sum()))
+        if k <= 0:
+            return []
         part = np.argpartition(-scores, k - 1)[:k]
         order = part[np.lexsort((part, -scores[part]))]
         return [(self.ids[i], round(float(scores[i]), 6)) for i in order]
 
     def search(self, data: bytes, k: int | None = None) -> SearchResult:
-        """Embed the photo and return its nearest products and the neighbour vote."""
-        vec, timings = self.embed_photo(data)
+        """Embed the photo; return every row of its neighbours and the neighbour vote."""
+        vec, colour, timings = self.embed_photo(data)
         t = time.perf_counter()
-        neighbours = self.nearest(vec, k)
+        rows = {rule.key: self.nearest(vec, k, colour, rule) for rule in self.rules}
+        neighbours = rows[self.rules[0].key]
         timings["search"] = (time.perf_counter() - t) * 1e3
         vote = None
         if self.vote_attr:
@@ -254,4 +303,4 @@ class PhotoSearcher:
             won = neighbour_vote(labels)
             if won:
                 vote = (self.vote_attr, won[0], won[1], len(neighbours))
-        return SearchResult(neighbours=neighbours, vote=vote, timings_ms=timings)
+        return SearchResult(neighbours=neighbours, vote=vote, timings_ms=timings, rows=rows)

@@ -9,19 +9,24 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .precomputed import (
+    COLOURS_FILE,
     EMBEDDINGS_FILE,
     META_FILE,
     NEIGHBOURS_FILE,
     PRODUCTS_FILE,
     SCHEMA_VERSION,
     THUMBS_DIR,
+    default_rows,
 )
 from .shop_index import write_shop_index
+
+if TYPE_CHECKING:
+    from .whitening import Whitening
 
 REPORT_FILE = "report.json"
 
@@ -54,11 +59,16 @@ def precomputed_meta(
     source: dict[str, Any],
     thumb_base_url: str | None = None,
     created_at: str | None = None,
+    rows: list[dict[str, Any]] | None = None,
+    whitening: dict[str, Any] | None = None,
+    colour: dict[str, Any] | None = None,
+    prefer: dict[str, Any] | None = None,
+    projection: str = "pca",
 ) -> dict[str, Any]:
     """meta.json's content (contract 2): the one place that lists its keys.
 
     `model` is the extractor's identity plus `resize`; `created_at` defaults to now (UTC,
-    seconds). The 2-D map is always a PCA projection.
+    seconds). `rows` defaults to the one `similar` row of neighbours.json, shape only.
     """
     if created_at is None:
         created_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
@@ -70,7 +80,11 @@ def precomputed_meta(
         "metric": metric,
         "group_by": group_by,
         "model": model,
-        "projection": "pca",
+        "projection": projection,
+        "rows": rows if rows is not None else default_rows(),
+        "whitening": whitening,
+        "colour": colour,
+        "prefer": prefer,
         "similarity_baseline": similarity_baseline,
         "source": source,
         "thumb_base_url": thumb_base_url,
@@ -143,8 +157,15 @@ def write_precomputed(
     embeddings: np.ndarray | None,
     thumb_bytes: Callable[[dict[str, Any]], bytes] | None,
     report: list[dict[str, Any]],
+    other_rows: dict[str, dict[str, list[list[Any]]]] | None = None,
+    colours: np.ndarray | None = None,
+    whitening: Whitening | None = None,
 ) -> Path:
     """Write a precomputed folder to a temporary sibling, then rename it into place.
+
+    `neighbours` is the `similar` row (neighbours.json); `other_rows` maps the other rows'
+    file names to theirs. `colours` (colours.npy) and `whitening` (whitening.npz) are
+    what dynamic mode needs to give an upload the same rows.
 
     `thumb_bytes(product)` returns the JPEG for a product; thumbnails of an existing
     folder whose product sha256 is unchanged are reused instead of re-made. With
@@ -163,8 +184,14 @@ def write_precomputed(
             write_thumbs(tmp, products, thumb_bytes, reusable)
         if embeddings is not None:
             np.save(tmp / EMBEDDINGS_FILE, np.asarray(embeddings, dtype=np.float16))
+        if colours is not None:
+            np.save(tmp / COLOURS_FILE, np.asarray(colours, dtype=np.float16))
+        if whitening is not None:
+            whitening.save(tmp / whitening.meta()["file"])
         dump_json(products, tmp / PRODUCTS_FILE)
         dump_json(neighbours, tmp / NEIGHBOURS_FILE)
+        for name, row in (other_rows or {}).items():
+            dump_json(row, tmp / name)
         dump_json(report, tmp / REPORT_FILE, indent=1)
         dump_json(meta, tmp / META_FILE, indent=2)  # last: its presence marks a whole folder
         write_shop_index(tmp, products, neighbours)  # the app's index (records meta.json)

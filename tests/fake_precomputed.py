@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.colour import COLOUR_DIM, COLOUR_VERSION
+from pipeline.precomputed import COLOURS_FILE
+from pipeline.rows import OTHER_COLOURS, SIMILAR, RowRule, plan_rows, score_quantiles
 from pipeline.writer import precomputed_meta, write_precomputed
 
 DEFAULT_ATTRS: dict[str, list[str]] = {
@@ -116,21 +119,39 @@ def make_fake_precomputed(
             }
         )
 
-    neighbours: dict[str, list[list[Any]]] = {}
-    for i, product in enumerate(products):
-        same = groups[product["attrs"].get(group_key, "all") if group_key else "all"]
-        pool = [j for j in rng.sample(same, min(len(same), k + 1)) if j != i][:k]
-        while len(pool) < k:  # small groups: top up from the whole catalog
-            j = rng.randrange(n_products)
-            if j != i and j not in pool:
-                pool.append(j)
-        if metric == "cosine":
-            scores = sorted((rng.uniform(0.35, 0.97) for _ in pool), reverse=True)
-        else:
-            scores = sorted(rng.uniform(8.0, 40.0) for _ in pool)
-        neighbours[product["id"]] = [
-            [products[j]["id"], round(s, 6)] for j, s in zip(pool, scores, strict=True)
-        ]
+    def row(other_colour: bool) -> dict[str, list[list[Any]]]:
+        found: dict[str, list[list[Any]]] = {}
+        for i, product in enumerate(products):
+            same = groups[product["attrs"].get(group_key, "all") if group_key else "all"]
+            if other_colour:
+                colour = product["attrs"].get("baseColour")
+                same = [j for j in same if products[j]["attrs"].get("baseColour") != colour]
+            pool = [j for j in rng.sample(same, min(len(same), k + 1)) if j != i][:k]
+            while len(pool) < k:  # small groups: top up from the whole catalog
+                j = rng.randrange(n_products)
+                if j != i and j not in pool:
+                    pool.append(j)
+            if metric == "cosine":
+                scores = sorted((rng.uniform(0.35, 0.97) for _ in pool), reverse=True)
+            else:
+                scores = sorted(rng.uniform(8.0, 40.0) for _ in pool)
+            found[product["id"]] = [
+                [products[j]["id"], round(s, 6)] for j, s in zip(pool, scores, strict=True)
+            ]
+        return found
+
+    neighbours = row(False)
+    rules = [RowRule(SIMILAR, "Looks like this", 1.0, 0.0)]
+    others: dict[str, dict[str, list[list[Any]]]] = {}
+    if metric == "cosine":
+        unit = np.eye(2, dtype=np.float32)
+        rules = plan_rows((SIMILAR, OTHER_COLOURS), unit, unit)
+        others[rules[1].file] = row(True)
+    rows_meta = []
+    for rule in rules:
+        found = neighbours if rule.key == SIMILAR else others[rule.file]
+        scores = np.array([s for pairs in found.values() for _, s in pairs])
+        rows_meta.append({**rule.meta(), "score_quantiles": score_quantiles(scores)})
 
     meta = precomputed_meta(
         n_products=n_products,
@@ -149,12 +170,18 @@ def make_fake_precomputed(
         similarity_baseline=0.0,  # the made-up cosine scores are already spread out
         source={"catalog": "tests/fake_precomputed.py", "n_rows": n_products, "n_skipped": 0},
         created_at="2025-01-02T03:04:05+00:00",
+        rows=rows_meta,
+        colour={"version": COLOUR_VERSION, "file": COLOURS_FILE} if metric == "cosine" else None,
     )
-    vectors = None
+    vectors = colours = None
     if embeddings:
-        vectors = np.random.default_rng(seed).standard_normal((n_products, FAKE_DIM))
+        gen = np.random.default_rng(seed)
+        vectors = gen.standard_normal((n_products, FAKE_DIM))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        colours = np.abs(gen.standard_normal((n_products, COLOUR_DIM)))
+        colours /= np.linalg.norm(colours, axis=1, keepdims=True)
     return write_precomputed(
         folder, meta, products, neighbours, vectors,
-        (lambda p: thumb_of[p["id"]]) if thumbs else None, [],
+        (lambda p: thumb_of[p["id"]]) if thumbs else None, [], other_rows=others,
+        colours=colours if metric == "cosine" else None,
     )

@@ -83,7 +83,7 @@ def test_a_catalog_photo_finds_itself_first(searcher):
 def test_same_preprocessing_as_the_build(searcher):
     """The upload path reproduces the stored embedding of a catalog photo."""
     pid = searcher.ids[3]
-    vec, _ = searcher.embed_photo(photo(pid))
+    vec, _, _ = searcher.embed_photo(photo(pid))
     stored = searcher.embeddings[searcher.pre.index[pid]]
     assert float(vec @ stored) > 0.9999
 
