@@ -47,10 +47,9 @@ def cpu() -> str:
 
 def run(workers: int, tmp: Path, pages_base: str) -> tuple[float, int]:
     prof = load_profile("demo", base_url=pages_base)
-    cdn_host = prof.allowed_hosts  # the image server is added below
     prof = replace(prof, politeness=replace(prof.politeness, delay=DELAY, workers=workers,
-                                            max_pages=PAGES))
-    prof = replace(prof, allowed_hosts=cdn_host + (IMAGE_HOST,))
+                                            max_pages=PAGES),
+                   allowed_hosts=(*prof.allowed_hosts, IMAGE_HOST))  # + the image server
     out = tmp / f"w{workers}"
     t = time.perf_counter()
     summary = crawl(prof, out, progress=False)
