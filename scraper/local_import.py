@@ -23,6 +23,7 @@ from pipeline.catalog import CORE_COLUMNS, allow_long_csv_fields, make_id, undo_
 from scraper import ScraperError
 from scraper.catalog import write_catalog
 from scraper.images import ImageError, check_image, store_image
+from scraper.lock import FolderLock
 from scraper.parse import parse_price
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
@@ -79,7 +80,19 @@ def _need_column(columns: list[str], name: str | None, option: str, path: Path) 
                            f"{', '.join(columns)}")
 
 
-def import_folder(images: str | Path, out: str | Path, metadata: str | Path | None = None,
+def import_folder(images: str | Path, out: str | Path, **options) -> ImportSummary:
+    """Validate the photos in ``images`` and write the catalog folder ``out`` (options as
+    :func:`_import_folder`), holding the folder's lock: one writer at a time."""
+    if not Path(images).is_dir():
+        raise ScraperError(f"image folder not found: {images}")
+    lock = FolderLock(Path(out), "import")
+    try:
+        return _import_folder(images, out, **options)
+    finally:
+        lock.release()
+
+
+def _import_folder(images: str | Path, out: str | Path, metadata: str | Path | None = None,
                   id_column: str = "id", title_column: str | None = None,
                   image_column: str | None = None, price_column: str | None = None,
                   currency_column: str | None = None, progress: bool | None = None,

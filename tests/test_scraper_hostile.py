@@ -322,3 +322,17 @@ def test_a_killed_crawl_leaves_no_stuck_lock(tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_an_import_waits_for_no_crawl_either(tmp_path) -> None:
+    from scraper.local_import import import_folder
+
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.png").write_bytes(png((1, 2, 3)))
+    held = FolderLock(tmp_path / "cat")
+    try:
+        with pytest.raises(ScraperError, match="being written by another crawl or import"):
+            import_folder(tmp_path / "photos", tmp_path / "cat")
+    finally:
+        held.release()
+    assert import_folder(tmp_path / "photos", tmp_path / "cat").rows == 1
