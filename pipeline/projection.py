@@ -106,10 +106,11 @@ def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     from 80 up (100: 0.909 vs 0.864; 2,000: 0.97 vs 0.84). 100 leaves a margin, and the
     small catalogs of tests and demos skip numba's compile time.
 
-    Cost (2,000 x 1,024, 2 shared cores): the first call in a process compiles umap's
-    numba functions, about 5 s more than a warm call (about 2 s); `import umap` itself
-    takes about 3 s more when TensorFlow is installed (umap imports its ParametricUMAP),
-    nothing extra in the build, which has already loaded TensorFlow for the model.
+    Cost (bench/bench_projection.py, 2,000 x 1,024, 2 shared cores): 6.5 s for the first
+    call in a process (numba compiles umap's functions; its cache keeps few of them), 2.1 s
+    warm (1.8 s on the build's whitened 256-d features); PCA 0.2 s. `import umap` takes
+    about 2.7 s, most of it TensorFlow for umap's ParametricUMAP, which the build has
+    already loaded for the model.
     """
     x = np.asarray(features)
     if x.ndim != 2:
