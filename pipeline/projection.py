@@ -109,7 +109,7 @@ def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     Cost (bench/bench_projection.py, 2,000 x 1,024, 2 shared cores): 6.5 s for the first
     call in a process (numba compiles umap's functions; its cache keeps few of them), 2.1 s
     warm (1.8 s on the build's whitened 256-d features); PCA 0.2 s. `import umap` takes
-    about 2.7 s, most of it TensorFlow for umap's ParametricUMAP, which the build has
+    about 2.7 s, half of it TensorFlow for umap's ParametricUMAP, which the build has
     already loaded for the model.
     """
     x = np.asarray(features)
