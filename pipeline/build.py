@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .catalog import CatalogError, CatalogRow, read_catalog
-from .colour import COLOUR_VERSION
+from .colour import COLOUR_VERSION, centre_colours
 from .features import (
     DEFAULT_BATCH,
     FeatureCache,
@@ -23,8 +23,8 @@ from .features import (
 )
 from .images import ImageError, ResizePolicy, load_image, thumbnail_jpeg
 from .models import FeatureExtractor, file_sha256, load_extractor
-from .precomputed import COLOURS_FILE, EMBEDDINGS_FILE, THUMBS_DIR
-from .projection import pca_2d
+from .precomputed import COLOUR_MEAN_FILE, COLOURS_FILE, EMBEDDINGS_FILE, THUMBS_DIR
+from .projection import project_2d
 from .rows import (
     DEFAULT_OTHER_COLOUR_QUANTILE,
     DEFAULT_PREFER_MARGIN,
@@ -243,6 +243,8 @@ class FoundRows:
     """The neighbour rows of a build and what produced them."""
 
     shape: np.ndarray  # the unit (whitened) shape features: embeddings.npy
+    colours: np.ndarray | None  # the centred unit colour descriptors: colours.npy
+    colour_mean: np.ndarray | None  # colour_mean.npy
     rules: list[RowRule]
     neighbours: dict[str, dict[str, list[list[Any]]]]
     rows_meta: list[dict[str, Any]]
@@ -277,6 +279,8 @@ def _rows(
     """Whitening, row rules and the top-k of every row, on the chosen engine."""
     cosine = opts.metric == "cosine"
     whitening = fit_whitening(matrix, opts.whiten_dims) if opts.whiten and cosine else None
+    colour_mean = colours.mean(axis=0) if cosine else None
+    colours = centre_colours(colours, colour_mean) if colour_mean is not None else None
     if whitening is not None:
         shape = whitening.apply(matrix)
     else:
@@ -284,7 +288,7 @@ def _rows(
     try:
         rules = plan_rows(
             opts.rows or (ROW_KEYS if cosine else (SIMILAR,)), l2_normalise(shape),
-            colours if cosine else None,
+            colours,
             default_colour_weight(whitening is not None) if opts.colour_weight is None
             else opts.colour_weight,
             opts.other_colour_quantile, opts.seed,
@@ -295,7 +299,7 @@ def _rows(
     groups = [r.attrs.get(opts.group_by, "") for r in kept] if opts.group_by else None
     prefer = [r.attrs.get(opts.prefer, "") for r in kept] if opts.prefer else None
     inputs = RowInputs.prepare(
-        shape, colours if cosine else None, opts.metric, groups, [shas[i] for i in ids], prefer
+        shape, colours, opts.metric, groups, [shas[i] for i in ids], prefer
     )
     if opts.engine == "dask":
         from .dask_engine import dask_client, rows_on_dask
@@ -315,11 +319,14 @@ def _rows(
         rows_meta.append({**rule.meta(), "score_quantiles": score_quantiles(scores)})
     return FoundRows(
         shape=shape if cosine else l2_normalise(matrix),
+        colours=colours,
+        colour_mean=colour_mean,
         rules=rules,
         neighbours=neighbours,
         rows_meta=rows_meta,
         whitening=whitening,
-        colour_meta={"version": COLOUR_VERSION, "file": COLOURS_FILE} if cosine else None,
+        colour_meta={"version": COLOUR_VERSION, "file": COLOURS_FILE,
+                     "mean_file": COLOUR_MEAN_FILE} if cosine else None,
         prefer_meta={"column": opts.prefer, "margin": opts.prefer_margin} if opts.prefer
         else None,
     )
@@ -366,8 +373,9 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
     matrix = np.stack([cache.features[shas[i]] for i in ids]).astype(np.float32)
     colours = np.stack([cache.colours[shas[i]] for i in ids]).astype(np.float32)
     found = _rows(opts, kept, shas, matrix, colours)
+    del colours
     shape = found.shape
-    xy = pca_2d(shape)
+    xy, projection = project_2d(shape, opts.seed)
     baseline = similarity_baseline(shape)
     products = [product_record(r, shas[r.id], xy[i], thumb_base) for i, r in enumerate(kept)]
     by_id = {r.id: r for r in kept}
@@ -390,6 +398,7 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         whitening=found.whitening.meta() if found.whitening else None,
         colour=found.colour_meta,
         prefer=found.prefer_meta,
+        projection=projection,
     )
     skipped.sort(key=lambda s: s["id"])
     try:
@@ -397,7 +406,8 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
             opts.out, meta, products, found.neighbours[SIMILAR], shape, thumb, skipped,
             other_rows={rule.file: found.neighbours[rule.key] for rule in found.rules
                         if rule.key != SIMILAR},
-            colours=colours if found.colour_meta else None,
+            colours=found.colours,
+            colour_mean=found.colour_mean,
             whitening=found.whitening,
         )
     except ImageError as e:  # the image changed between embedding and thumbnailing

@@ -19,6 +19,12 @@ and why (each choice measured on fashion-small-2k; see README "Recommendation ro
   against white) and coarse for saturated colours, where shoppers see differences easily.
 - The square root of the normalised histogram, L2-normalised (Hellinger), so the cosine
   of two descriptors is the Bhattacharyya coefficient of the two colour distributions.
+- **Centred on the catalog** (`centre_colours`): the build subtracts the catalog's mean
+  descriptor and normalises again, so two products are alike in colour when they differ
+  from the catalog's usual colours in the same way (most shops share a lot of white,
+  black and skin tones). The mean is stored with the folder and applied to uploads.
+  On fashion-small-2k this moved baseColour precision@5 at the same articleType
+  precision from 0.394 to 0.404 (bench/bench_rows.py).
 
 Only numpy and Pillow: dynamic mode computes the same descriptor for an upload.
 """
@@ -106,3 +112,11 @@ def colour_descriptor(img: Image.Image) -> np.ndarray:
     hist = np.sqrt(hist / max(hist.sum(), 1e-12))
     norm = np.linalg.norm(hist)
     return (hist / (norm or 1.0)).astype(np.float32)
+
+
+def centre_colours(descriptors: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Descriptors minus the catalog's mean descriptor, as float32 unit rows (a row equal
+    to the mean stays zero: it is like nothing in colour)."""
+    x = np.atleast_2d(np.asarray(descriptors, dtype=np.float32)) - np.asarray(mean, np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1, norms)

@@ -20,6 +20,7 @@ PRODUCTS_FILE = "products.json"
 NEIGHBOURS_FILE = "neighbours.json"
 EMBEDDINGS_FILE = "embeddings.npy"
 COLOURS_FILE = "colours.npy"
+COLOUR_MEAN_FILE = "colour_mean.npy"
 THUMBS_DIR = "thumbs"
 REQUIRED_FILES = (META_FILE, PRODUCTS_FILE, NEIGHBOURS_FILE)
 

@@ -37,11 +37,11 @@ ROW_KEYS: tuple[str, ...] = (SIMILAR, OTHER_COLOURS)
 # Measured on fashion-small-2k (bench/bench_rows.py, README "Recommendation rows"): the
 # weight where articleType precision@5 stays >= 0.665, for whitened and for raw features
 # (whitening spreads shape similarities out, so the same colour weight moves less).
-DEFAULT_COLOUR_WEIGHT = 0.5
-DEFAULT_COLOUR_WEIGHT_UNWHITENED = 0.11
-DEFAULT_OTHER_COLOUR_QUANTILE = 0.9  # articleType 0.628 with 86% in another baseColour
+DEFAULT_COLOUR_WEIGHT = 0.49
+DEFAULT_COLOUR_WEIGHT_UNWHITENED = 0.09
+DEFAULT_OTHER_COLOUR_QUANTILE = 0.9  # articleType 0.616 with 87% in another baseColour
 OTHER_COLOUR_CAP = 0.7  # fashion-small-2k's 0.9 quantile is 0.58; few-colour catalogs
-DEFAULT_PREFER_MARGIN = 0.05  # --prefer gender: gender 0.786 -> 0.855, articleType +0.005
+DEFAULT_PREFER_MARGIN = 0.05  # --prefer gender: gender 0.769 -> 0.853, articleType +0.013
 PAIR_SAMPLE = 20_000
 N_QUANTILES = 101
 

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from .colour import centre_colours
 from .evaluate import majority_label
 from .images import ImageError, decode_for_model, load_image
 from .models import BUILTIN_MODELS, FeatureExtractor, ModelError, check_identity, file_sha256
-from .precomputed import COLOURS_FILE, Precomputed
+from .precomputed import COLOUR_MEAN_FILE, COLOURS_FILE, Precomputed
 from .rows import SIMILAR, RowRule
 from .similarity import l2_normalise
 from .whitening import Whitening
@@ -154,10 +155,13 @@ class PhotoSearcher:
         if not pre.embeddings_path.is_file():
             raise ModelError(f"{pre.embeddings_path}: missing; rebuild the catalog")
         shape = np.load(pre.embeddings_path, mmap_mode="r").shape  # header only, checked now
-        if shape != (len(pre.products), model_meta.get("dim", shape[-1])):
+        whitened = (pre.meta.get("whitening") or {}).get("dims")
+        dim = whitened or model_meta.get("dim", shape[-1])
+        if shape != (len(pre.products), dim):
             raise ModelError(
                 f"{pre.embeddings_path}: shape {shape} does not match "
-                f"{len(pre.products)} products x dim {model_meta.get('dim')}"
+                f"{len(pre.products)} products x dim {dim}"
+                + (" (whitened)" if whitened else "")
             )
         self._embeddings: np.ndarray | None = None
         self._colours: np.ndarray | None = None
@@ -165,9 +169,17 @@ class PhotoSearcher:
             RowRule(SIMILAR, "Looks like this", 1.0, 0.0)
         ]
         self.whitening = self._load_whitening(pre)
-        self.colours_path = pre.folder / COLOURS_FILE if pre.meta.get("colour") else None
-        if self.colours_path is not None and not self.colours_path.is_file():
-            raise ModelError(f"{self.colours_path}: missing; rebuild the catalog")
+        colour_meta = pre.meta.get("colour") or {}
+        self.colours_path = pre.folder / COLOURS_FILE if colour_meta else None
+        self.colour_mean: np.ndarray | None = None
+        if self.colours_path is not None:
+            mean_path = pre.folder / str(colour_meta.get("mean_file", COLOUR_MEAN_FILE))
+            try:
+                self.colour_mean = np.load(mean_path)
+            except (OSError, ValueError) as e:
+                raise ModelError(f"{mean_path}: cannot read ({e}); rebuild the catalog") from None
+            if not self.colours_path.is_file():
+                raise ModelError(f"{self.colours_path}: missing; rebuild the catalog")
         self.ids = [p["id"] for p in pre.products]
         self.vote_attr = vote_attribute(pre)
         self._extractor: FeatureExtractor | None = None
@@ -266,6 +278,8 @@ class PhotoSearcher:
             vec = ex.embed(arr[None])
         t2 = time.perf_counter()
         shape = self.whitening.apply(vec)[0] if self.whitening else l2_normalise(vec)[0]
+        if self.colour_mean is not None:
+            colour = centre_colours(colour, self.colour_mean)[0]
         return shape, colour, {"decode": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3}
 
     def nearest(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .precomputed import (
+    COLOUR_MEAN_FILE,
     COLOURS_FILE,
     EMBEDDINGS_FILE,
     META_FILE,
@@ -160,12 +161,14 @@ def write_precomputed(
     other_rows: dict[str, dict[str, list[list[Any]]]] | None = None,
     colours: np.ndarray | None = None,
     whitening: Whitening | None = None,
+    colour_mean: np.ndarray | None = None,
 ) -> Path:
     """Write a precomputed folder to a temporary sibling, then rename it into place.
 
     `neighbours` is the `similar` row (neighbours.json); `other_rows` maps the other rows'
-    file names to theirs. `colours` (colours.npy) and `whitening` (whitening.npz) are
-    what dynamic mode needs to give an upload the same rows.
+    file names to theirs. `colours` (colours.npy, centred), `colour_mean`
+    (colour_mean.npy) and `whitening` (whitening.npz) are what dynamic mode needs to give
+    an upload the same rows.
 
     `thumb_bytes(product)` returns the JPEG for a product; thumbnails of an existing
     folder whose product sha256 is unchanged are reused instead of re-made. With
@@ -186,6 +189,8 @@ def write_precomputed(
             np.save(tmp / EMBEDDINGS_FILE, np.asarray(embeddings, dtype=np.float16))
         if colours is not None:
             np.save(tmp / COLOURS_FILE, np.asarray(colours, dtype=np.float16))
+        if colour_mean is not None:
+            np.save(tmp / COLOUR_MEAN_FILE, np.asarray(colour_mean, dtype=np.float32))
         if whitening is not None:
             whitening.save(tmp / whitening.meta()["file"])
         dump_json(products, tmp / PRODUCTS_FILE)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.colour import COLOUR_DIM, COLOUR_VERSION
-from pipeline.precomputed import COLOURS_FILE
+from pipeline.precomputed import COLOUR_MEAN_FILE, COLOURS_FILE
 from pipeline.rows import OTHER_COLOURS, SIMILAR, RowRule, plan_rows, score_quantiles
 from pipeline.writer import precomputed_meta, write_precomputed
 
@@ -171,7 +171,8 @@ def make_fake_precomputed(
         source={"catalog": "tests/fake_precomputed.py", "n_rows": n_products, "n_skipped": 0},
         created_at="2025-01-02T03:04:05+00:00",
         rows=rows_meta,
-        colour={"version": COLOUR_VERSION, "file": COLOURS_FILE} if metric == "cosine" else None,
+        colour={"version": COLOUR_VERSION, "file": COLOURS_FILE, "mean_file": COLOUR_MEAN_FILE}
+        if metric == "cosine" else None,
     )
     vectors = colours = None
     if embeddings:
@@ -184,4 +185,5 @@ def make_fake_precomputed(
         folder, meta, products, neighbours, vectors,
         (lambda p: thumb_of[p["id"]]) if thumbs else None, [], other_rows=others,
         colours=colours if metric == "cosine" else None,
+        colour_mean=np.zeros(COLOUR_DIM) if metric == "cosine" and embeddings else None,
     )

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from pipeline.build import BuildOptions, build
-from pipeline.similarity import top_k_neighbours
+from pipeline.rows import OTHER_COLOURS, SIMILAR, RowInputs, RowRule, plan_rows, rows_top_k
+from pipeline.similarity import l2_normalise, top_k_neighbours
 from tests.pipeline_helpers import make_catalog
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
@@ -40,27 +41,40 @@ def tiny_model(tmp_path_factory) -> Path:
     return path
 
 
-def test_top_k_on_dask_equals_local(cluster):
+def test_rows_on_dask_equal_local(cluster):
     from distributed import Client
 
-    from pipeline.dask_engine import top_k_on_dask
+    from pipeline.dask_engine import rows_on_dask
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 16)).astype(np.float32)
+    colour = np.abs(rng.normal(size=(500, 8))).astype(np.float32)
+    colour /= np.linalg.norm(colour, axis=1, keepdims=True)
     groups = rng.choice(["a", "b"], size=500)
+    prefer = rng.choice(["m", "w", "u"], size=500)
     dups = [str(i // 2) if i < 20 else str(i) for i in range(500)]
     with Client(cluster) as client:
         for metric in ("cosine", "euclidean"):
-            got = top_k_on_dask(client, x, 7, metric, groups, dups, block=64)
+            shape_only = [RowRule(SIMILAR, "Looks like this", 1.0, 0.0)]
+            inputs = RowInputs.prepare(x, None, metric, groups, dups)
+            (got,) = rows_on_dask(client, shape_only, inputs, 7, metric, 0.0, block=64)
             want = top_k_neighbours(x, 7, metric, groups, dups, block=64)
             assert np.array_equal(got[0], want[0])
             assert np.array_equal(got[1], want[1], equal_nan=True)
+        rules = plan_rows((SIMILAR, OTHER_COLOURS), l2_normalise(x), colour, 0.4, 0.8)
+        inputs = RowInputs.prepare(x, colour, "cosine", None, dups, prefer)
+        got = rows_on_dask(client, rules, inputs, 7, "cosine", 0.05, block=64)
+        want = rows_top_k(rules, inputs, 7, "cosine", 0.05, block=64)
+        for (gi, gs), (wi, ws) in zip(got, want, strict=True):
+            assert np.array_equal(gi, wi) and np.array_equal(gs, ws, equal_nan=True)
 
 
 def test_dask_build_is_identical_to_local(cluster, tiny_model: Path, tmp_path: Path):
     catalog = make_catalog(tmp_path / "catalog", n_variants=3)  # 36 products
     (catalog / "images" / "red-disc-2.jpg").write_bytes(b"broken")
-    common = dict(catalog=catalog, model=str(tiny_model), k=5, batch=4, progress=False)
+    # batch 1: chunks of 8 images, so 35 images make 5 chunks, more than the 4 kept in
+    # flight on 2 workers (the case that once lost a chunk)
+    common = dict(catalog=catalog, model=str(tiny_model), k=5, batch=1, progress=False)
     local = build(BuildOptions(out=tmp_path / "local", cache_dir=tmp_path / "c1", **common))
     dask = build(
         BuildOptions(
@@ -70,7 +84,8 @@ def test_dask_build_is_identical_to_local(cluster, tiny_model: Path, tmp_path: P
     )
     assert dask.embedded_now == local.embedded_now == 35
     assert [s["id"] for s in dask.skipped] == ["red-disc-2"]
-    for name in ("products.json", "neighbours.json"):
+    for name in ("products.json", "neighbours.json", "neighbours-other_colours.json",
+                 "colours.npy", "embeddings.npy"):
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     # the Dask run filled its cache like a local run does
     again = build(BuildOptions(out=tmp_path / "again", cache_dir=tmp_path / "c2", **common))

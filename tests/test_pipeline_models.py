@@ -17,6 +17,7 @@ import pytest
 from pipeline.evaluate import evaluate
 from pipeline.models import ModelError, check_identity, load_extractor
 from pipeline.precomputed import read_precomputed
+from pipeline.rows import percentile
 from tests.pipeline_helpers import FASHION, REPO, SHARED_MODEL, make_catalog, needs_shared
 
 pytestmark = pytest.mark.slow
@@ -100,12 +101,14 @@ def test_identity_mismatch_is_refused():
 
 @needs_shared
 def test_known_answer_on_fashion_small_2k(tmp_path: Path):
-    """DESIGN.md: precision@5 0.674 and vote accuracy 0.757 (+-0.01) with the shared model."""
+    """DESIGN.md: precision@5 0.674 and vote accuracy 0.757 (+-0.01) with the shared model,
+    reproduced by the plain cosine build (no whitening, no colour)."""
     out = tmp_path / "fashion"
     r = run_cli(
         "build", str(FASHION / "images"), "--metadata", str(FASHION / "styles.csv"),
         "--title-column", "productDisplayName", "--model", str(SHARED_MODEL),
         "--out", str(out), "--k", "10", "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+        "--no-whiten", "--colour-weight", "0", "--rows", "similar",
     )
     assert r.returncode == 0, r.stderr
     assert "2000 products, 1997 embedded now" in r.stdout  # 3 byte-identical pairs
@@ -113,6 +116,7 @@ def test_known_answer_on_fashion_small_2k(tmp_path: Path):
     assert ev.n_queries == 1900
     assert ev.precision_at_k == pytest.approx(0.674, abs=0.01)
     assert ev.vote_accuracy == pytest.approx(0.757, abs=0.01)
+    assert evaluate(out, "baseColour", k=5).precision_at_k == pytest.approx(0.286, abs=0.01)
     r = run_cli("evaluate", str(out), "--label", "articleType", "--k", "5", "--json")
     data = json.loads(r.stdout)
     assert data["precision_at_k"] == pytest.approx(ev.precision_at_k)
@@ -125,6 +129,36 @@ def test_known_answer_on_fashion_small_2k(tmp_path: Path):
     pre = read_precomputed(out)
     for a, b in (("31097", "34037"), ("41986", "40139"), ("8723", "9612")):
         assert b not in [n for n, _ in pre.neighbours[a]]
+
+    # the default build (issue 10): whitening, the colour-aware rows, calibrated scores
+    rows = tmp_path / "rows"
+    r = run_cli(
+        "build", str(FASHION / "images"), "--metadata", str(FASHION / "styles.csv"),
+        "--title-column", "productDisplayName", "--model", str(SHARED_MODEL),
+        "--out", str(rows), "--k", "10", "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "0 embedded now, 1997 from cache" in r.stdout  # same cache key as above
+    similar = evaluate(rows, "articleType", k=5, row="similar")
+    assert similar.precision_at_k == pytest.approx(0.666, abs=0.01)
+    assert similar.precision_at_k >= 0.665 - 0.001
+    assert evaluate(rows, "baseColour", k=5, row="similar").precision_at_k >= 0.40 - 0.001
+    other = read_precomputed(rows)
+    assert evaluate(rows, "articleType", k=5, row="other_colours").precision_at_k >= 0.60
+    colour = {p["id"]: p["attrs"].get("baseColour") for p in other.products}
+    pairs = [(colour[q], colour[n]) for q, ns in other.rows["other_colours"].items()
+             for n, _ in ns[:5] if colour[q] and colour[n]]
+    assert sum(a != b for a, b in pairs) / len(pairs) >= 0.80
+    # calibration: articleType agreement rises from the lowest to the highest score decile
+    types = {p["id"]: p["attrs"].get("articleType") for p in other.products}
+    quantiles = other.meta["rows"][0]["score_quantiles"]
+    bands: list[list[bool]] = [[] for _ in range(10)]
+    for q, ns in other.rows["similar"].items():
+        for n, score in ns:
+            bands[min(int(percentile(score, quantiles) // 10), 9)].append(types[q] == types[n])
+    shares = [sum(b) / len(b) for b in bands]
+    assert shares[-1] >= shares[0] + 0.20 and shares[-1] == max(shares)
+    assert other.meta["whitening"]["dims"] == 256 and (rows / "whitening.npz").is_file()
 
 
 def test_resnet50_is_average_pooled_2048d():

@@ -81,11 +81,29 @@ def test_a_catalog_photo_finds_itself_first(searcher):
 
 
 def test_same_preprocessing_as_the_build(searcher):
-    """The upload path reproduces the stored embedding of a catalog photo."""
+    """The upload path reproduces the stored (whitened) embedding and the stored (centred)
+    colour descriptor of a catalog photo, so an upload gets the catalog's rows."""
+    assert searcher.whitening is not None and searcher.colours is not None  # 600 products
     pid = searcher.ids[3]
-    vec, _, _ = searcher.embed_photo(photo(pid))
-    stored = searcher.embeddings[searcher.pre.index[pid]]
-    assert float(vec @ stored) > 0.9999
+    vec, colour, _ = searcher.embed_photo(photo(pid))
+    i = searcher.pre.index[pid]
+    assert vec.shape == (searcher.whitening.dims,)
+    assert float(vec @ searcher.embeddings[i]) > 0.9999
+    assert float(colour @ searcher.colours[i]) > 0.999
+
+
+def test_an_upload_gets_every_row_of_a_catalog_product(searcher):
+    """Searching with a catalog photo gives (nearly) that product's precomputed rows."""
+    pre = searcher.pre
+    assert [r.key for r in searcher.rules] == ["similar", "other_colours"]
+    for pid in searcher.ids[20:25]:
+        result = searcher.search(photo(pid))
+        assert list(result.rows) == ["similar", "other_colours"]
+        assert result.neighbours == result.rows["similar"]
+        for key, found in result.rows.items():
+            got = [n for n, _ in found if n != pid][:3]
+            stored = [n for n, _ in pre.rows[key][pid][:3]]
+            assert len(set(got) & set(stored)) >= 2, (pid, key, got, stored)
 
 
 @pytest.mark.parametrize("mode", ["CMYK", "RGBA", "LA", "P", "I;16"])
