@@ -169,6 +169,22 @@ def main() -> None:
                     bands[band].append(lab[q] == lab[n])
         cells = " ".join(f"{100 * np.mean(b):4.0f}" if b else "   -" for b in bands)
         print(f"{key:14s} band 0..9 (%): {cells}   (n per band ~{len(bands[5])})")
+
+    print("\n# what shoppers see: the shop front's match labels (shopfront.components."
+          "match_label)\n# share of cards whose articleType is the query's, per label")
+    from shopfront.components import match_label
+
+    for key, (nb, scores) in rows.items():
+        qs = score_quantiles(scores)
+        by_label: dict[str, list[bool]] = {}
+        for q, ns in nb.items():
+            for n, s in ns:
+                if lab[q] and lab[n]:
+                    label = match_label(s, qs)
+                    by_label.setdefault(label[0] if label else "-", []).append(lab[q] == lab[n])
+        cells = ", ".join(f"{name} {100 * np.mean(v):.0f}% (n={len(v)})"
+                          for name, v in by_label.items())
+        print(f"{key:14s} {cells}")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 

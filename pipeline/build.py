@@ -38,7 +38,7 @@ from .rows import (
     score_quantiles,
 )
 from .similarity import DEFAULT_BLOCK, Metric, l2_normalise
-from .whitening import WHITEN_DIMS, Whitening, fit_whitening
+from .whitening import WHITEN_DIMS, WHITENING_FILE, Whitening, fit_whitening
 from .writer import precomputed_meta, thumb_ref, write_precomputed
 
 PAIRWISE_SUFFIXES = (".csv", ".pkl", ".pickle", ".npy")
@@ -109,7 +109,8 @@ class BuildSummary:
 
     def slug_line(self) -> str:
         """How much of a Heroku slug the folder takes (what static serving needs of it)."""
-        left_out = EMBEDDINGS_FILE + (f" and {THUMBS_DIR}/" if self.external_thumbs else "")
+        left_out = "the .npy/.npz arrays" + (
+            f" and {THUMBS_DIR}/" if self.external_thumbs else "")
         return (
             f"slug size of {self.out}: {_megabytes(self.slug_bytes)} "
             f"(uncompressed, without {left_out})"
@@ -160,10 +161,12 @@ def thumb_base_url(url: str) -> str:
 
 
 def slug_size(folder: Path, external_thumbs: bool = False) -> int:
-    """Bytes of the folder that a Heroku slug holds: all but embeddings.npy (and thumbs/
-    when products.json points at thumbnails hosted elsewhere)."""
+    """Bytes of the folder that a Heroku slug holds: all but the arrays only dynamic mode
+    reads (.npy, .npz; left out by .slugignore) and thumbs/ when products.json points at
+    thumbnails hosted elsewhere."""
     top = os.fspath(folder)
-    skip = {os.path.join(top, EMBEDDINGS_FILE)}
+    skip = {os.path.join(top, name) for name in (EMBEDDINGS_FILE, COLOURS_FILE,
+                                                  COLOUR_MEAN_FILE, WHITENING_FILE)}
     if external_thumbs:
         skip.add(os.path.join(top, THUMBS_DIR))
     total = 0

@@ -6,6 +6,7 @@ reads precomputed folders through this module.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -180,6 +181,22 @@ def read_meta(folder: str | Path, required: tuple[str, ...] = REQUIRED_FILES) ->
         raise PrecomputedError(f"{folder / META_FILE}: model must be an object")
     meta["rows"] = validate_rows(meta.get("rows"), folder / META_FILE)
     return meta
+
+
+def score_percentile(score: float, quantiles: list[float] | tuple[float, ...]) -> float | None:
+    """Where `score` falls among a row's scores, 0-100, from its 101 `score_quantiles`
+    (linear between quantiles; standard library only, as the app needs it). None when the
+    row carries no calibration or the score is not a finite number."""
+    if len(quantiles) < 2 or not _finite(score):
+        return None
+    i = bisect.bisect_right(quantiles, score)
+    if i == 0:
+        return 0.0
+    if i >= len(quantiles):
+        return 100.0
+    lo, hi = quantiles[i - 1], quantiles[i]
+    frac = 0.0 if hi <= lo else (score - lo) / (hi - lo)
+    return round((i - 1 + frac) * 100 / (len(quantiles) - 1), 2)
 
 
 def default_rows() -> list[dict[str, Any]]:

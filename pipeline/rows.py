@@ -22,13 +22,13 @@ row's own scores.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .precomputed import score_percentile as percentile  # noqa: F401 - re-exported
 from .similarity import Metric, _codes, block_scores, finish_scores, prepare_features, top_k_block
 
 SIMILAR, OTHER_COLOURS = "similar", "other_colours"
@@ -264,20 +264,3 @@ def score_quantiles(scores: np.ndarray, n: int = N_QUANTILES) -> list[float]:
         return []
     qs = np.quantile(finite, np.linspace(0, 1, n))
     return [round(float(q), 6) for q in np.maximum.accumulate(qs)]
-
-
-def percentile(score: float, quantiles: Sequence[float]) -> float | None:
-    """Where `score` falls among a row's scores, 0-100, from its `score_quantiles`
-    (standard library only; what the app shows); None without quantiles."""
-    import bisect
-
-    if len(quantiles) < 2 or not math.isfinite(score):
-        return None
-    i = bisect.bisect_right(quantiles, score)
-    if i == 0:
-        return 0.0
-    if i >= len(quantiles):
-        return 100.0
-    lo, hi = quantiles[i - 1], quantiles[i]
-    frac = 0.0 if hi <= lo else (score - lo) / (hi - lo)
-    return round((i - 1 + frac) * 100 / (len(quantiles) - 1), 2)

@@ -31,11 +31,12 @@ from .precomputed import (
     PRODUCTS_FILE,
     THUMBS_DIR,
     PrecomputedError,
+    default_rows,
     read_precomputed,
 )
 
 INDEX_FILE = "shop.sqlite"
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 # Attributes with more distinct values than this get no value -> rows table (ids, titles).
 MAX_INDEXED_VALUES = 1000
 TOKENIZER = "unicode61 remove_diacritics 2"
@@ -59,6 +60,16 @@ CREATE TABLE products (
 CREATE INDEX products_price_asc ON products (price_asc);
 CREATE INDEX products_price_desc ON products (price_desc);
 CREATE INDEX products_title_rank ON products (title_rank);
+-- The folder's recommendation rows (meta.json `rows`, in order): the first row's
+-- neighbours are products.neighbours, the others' are in row_neighbours.
+CREATE TABLE rec_rows (
+    position INTEGER PRIMARY KEY, key TEXT NOT NULL, title TEXT NOT NULL,
+    quantiles TEXT NOT NULL         -- JSON: the row's score_quantiles ([] when not calibrated)
+);
+CREATE TABLE row_neighbours (
+    row INTEGER NOT NULL, position INTEGER NOT NULL, neighbours TEXT NOT NULL,
+    PRIMARY KEY (row, position)
+) WITHOUT ROWID;
 CREATE TABLE attr_values (
     value_id INTEGER PRIMARY KEY, name TEXT NOT NULL, value TEXT NOT NULL, count INTEGER NOT NULL,
     UNIQUE (name, value)
@@ -150,12 +161,18 @@ def write_shop_index(
     products: Sequence[Mapping[str, Any]],
     neighbours: Mapping[str, Sequence[Sequence[Any]]],
     out: str | Path | None = None,
+    rows: Sequence[tuple[Mapping[str, Any], Mapping[str, Sequence[Sequence[Any]]]]]
+    | None = None,
 ) -> Path:
     """Write the index of validated products/neighbours to `out` (default FOLDER/shop.sqlite).
 
-    Written to a temporary file and renamed into place. `folder` is where thumbnails are
-    looked up (and where the signature of the JSON files is read).
+    `rows` are the folder's recommendation rows as (meta.json `rows` entry, neighbours),
+    the first being `neighbours`; default: the one uncalibrated `similar` row. Written to
+    a temporary file and renamed into place. `folder` is where thumbnails are looked up
+    (and where the signature of the JSON files is read).
     """
+    if not rows:
+        rows = [(default_rows()[0], neighbours)]
     folder = Path(folder)
     out = Path(out) if out is not None else folder / INDEX_FILE
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -175,21 +192,30 @@ def write_shop_index(
     con = sqlite3.connect(tmp)
     try:
         con.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
-        rows = []
+        def resolved(found: Mapping[str, Sequence[Sequence[Any]]], pid: str) -> str:
+            pairs = [[row_of[str(nid)], float(score)] for nid, score in found.get(pid) or ()]
+            return json.dumps(pairs, separators=(",", ":"))
+
+        con.executemany("INSERT INTO rec_rows VALUES (?, ?, ?, ?)", (
+            (position, str(entry["key"]), str(entry.get("title") or entry["key"]),
+             json.dumps(list(entry.get("score_quantiles") or [])))
+            for position, (entry, _) in enumerate(rows)))
+        for position, (_, found) in enumerate(rows[1:], start=1):
+            con.executemany("INSERT INTO row_neighbours VALUES (?, ?, ?)", (
+                (i, position, resolved(found, str(p["id"]))) for i, p in enumerate(products)))
+        records = []
         for i, p in enumerate(products):
             xy = p.get("xy")
-            resolved = [[row_of[str(nid)], float(score)]
-                        for nid, score in neighbours.get(str(p["id"])) or ()]
-            rows.append((
+            records.append((
                 i, str(p["id"]), titles[i], prices[i], p.get("currency") or None,
                 p.get("product_url") or None, thumb_of(p),
                 json.dumps(attrs_of[i], ensure_ascii=False, separators=(",", ":")),
                 xy[0] if xy else None, xy[1] if xy else None,
-                json.dumps(resolved, separators=(",", ":")),
+                resolved(rows[0][1], str(p["id"])),
                 price_asc[i], price_desc[i], title_rank[i],
             ))
-        con.executemany("INSERT INTO products VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-        del rows
+        con.executemany("INSERT INTO products VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", records)
+        del records
         tags = _write_attributes(con, attrs_of)
         con.executemany(
             "INSERT INTO search (rowid, title, attrs, tags) VALUES (?, ?, ?, ?)",
@@ -254,7 +280,8 @@ def _write_attributes(con: sqlite3.Connection, attrs_of: Sequence[dict[str, str]
 def derive_shop_index(folder: str | Path, out: str | Path | None = None) -> Path:
     """Read and validate a folder's JSON files, then write its index (one-line errors)."""
     pre = read_precomputed(folder)
-    return write_shop_index(pre.folder, pre.products, pre.neighbours, out)
+    rows = [(entry, pre.rows[entry["key"]]) for entry in pre.meta["rows"]]
+    return write_shop_index(pre.folder, pre.products, pre.neighbours, out, rows)
 
 
 def index_is_current(index: Path, folder: Path) -> bool:

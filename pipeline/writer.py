@@ -199,7 +199,10 @@ def write_precomputed(
             dump_json(row, tmp / name)
         dump_json(report, tmp / REPORT_FILE, indent=1)
         dump_json(meta, tmp / META_FILE, indent=2)  # last: its presence marks a whole folder
-        write_shop_index(tmp, products, neighbours)  # the app's index (records meta.json)
+        found = {NEIGHBOURS_FILE: neighbours, **(other_rows or {})}
+        rows = [(entry, found[entry["file"]]) for entry in meta.get("rows") or default_rows()
+                if entry["file"] in found]
+        write_shop_index(tmp, products, neighbours, rows=rows)  # the app's index
         if out.exists():
             old_dir = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old_dir)

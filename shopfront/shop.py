@@ -64,6 +64,25 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class RowSpec:
+    """One recommendation row of the folder: key, shopper-facing title and its
+    score_quantiles (empty: the folder carries no calibration)."""
+
+    position: int
+    key: str
+    title: str
+    quantiles: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRow:
+    """One row of a product page: its spec and (neighbour, score) pairs, best first."""
+
+    spec: RowSpec
+    pairs: list[tuple[Item, float]]
+
+
+@dataclass(frozen=True, slots=True)
 class Facet:
     """A filterable attribute: its name and (value, count) options, most common first."""
 
@@ -149,6 +168,9 @@ class Shop:
         self.filter_choices = {f.name: frozenset(v for v, _ in f.options) for f in self.facets}
         self.n_mapped = int(con.execute(
             "SELECT count(*) FROM products WHERE x IS NOT NULL").fetchone()[0])
+        self.rows = [RowSpec(pos, key, title, tuple(float(q) for q in json.loads(qs)))
+                     for pos, key, title, qs in con.execute(
+                         "SELECT position, key, title, quantiles FROM rec_rows ORDER BY position")]
         self._close_connection()  # opened again per process/thread (gunicorn forks after this)
 
     # ------------------------------------------------------------------ connection
@@ -250,6 +272,32 @@ class Shop:
         items = self.items([row for row, _ in pairs])
         by_row = {item.row: item for item in items}
         return self._item(found[:-1]), [(by_row[r], s) for r, s in pairs if r in by_row]
+
+    def product_rows(self, product_id: str) -> tuple[Item, list[ProductRow]] | None:
+        """A product and every recommendation row of it, in the folder's order (rows with
+        no neighbours for this product left out); None for an unknown id."""
+        if not isinstance(product_id, str):
+            return None
+        con = self._connection()
+        found = con.execute(
+            f"SELECT {_COLUMNS}, neighbours FROM products WHERE id = ?", (product_id,)
+        ).fetchone()
+        if found is None:
+            return None
+        item = self._item(found[:-1])
+        pairs_of = {0: json.loads(found[-1])}
+        for position, text in con.execute(
+            "SELECT position, neighbours FROM row_neighbours WHERE row = ?", (item.row,)
+        ):
+            pairs_of[position] = json.loads(text)
+        wanted = sorted({r for pairs in pairs_of.values() for r, _ in pairs})
+        by_row = {it.row: it for it in self.items(wanted)}
+        rows = []
+        for spec in self.rows:
+            pairs = [(by_row[r], s) for r, s in pairs_of.get(spec.position, ()) if r in by_row]
+            if pairs:
+                rows.append(ProductRow(spec, pairs))
+        return item, rows
 
     def thumb_file(self, product_id: str) -> str | None:
         """A product's thumbnail path relative to the folder (None: unknown or external)."""

@@ -15,7 +15,7 @@ import app as entry
 from pipeline.precomputed import PrecomputedError, read_precomputed
 from pipeline.shop_index import singular
 from shopfront import Shop
-from shopfront.components import similarity_display
+from shopfront.components import match_label
 from shopfront.pages.catalog import catalog_results, sync_catalog
 from shopfront.pages.explore import clicked_product_path
 from shopfront.query import CatalogQuery, catalog_query_string, parse_catalog_query
@@ -301,29 +301,15 @@ def test_sync_catalog_url_change_drives_controls(shop: Shop) -> None:
     assert new_search is no_update
 
 
-def test_similarity_display_cosine() -> None:
-    badge, fraction, explanation = similarity_display(0.923, 1, "cosine", 0.923)
-    assert badge == "92% match"
-    assert fraction == pytest.approx(0.923)
-    assert "cosine" in explanation
-    assert similarity_display(-0.2, 3, "cosine", 0.9)[:2] == ("0% match", 0.0)
-
-
-def test_similarity_display_euclidean_is_rank_and_relative() -> None:
-    first = similarity_display(10.0, 1, "euclidean", 10.0)
-    third = similarity_display(20.0, 3, "euclidean", 10.0)
-    assert first[:2] == ("Closest match", 1.0)
-    assert third[0] == "#3 closest"
-    assert third[1] == pytest.approx(0.5)
-    assert "lower is closer" in third[2]
-
-
-def test_similarity_display_is_relative_to_the_catalog_baseline() -> None:
-    badge, fraction, explanation = similarity_display(0.99, 1, "cosine", 0.99, 0.97)
-    assert badge == "67% match" and fraction == pytest.approx(2 / 3)
-    assert "typical products" in explanation
-    assert similarity_display(0.95, 2, "cosine", 0.99, 0.97)[:2] == ("0% match", 0.0)
-    assert similarity_display(1.0, 1, "cosine", 1.0, 0.97)[0] == "100% match"
+def test_match_labels_come_from_the_row_calibration() -> None:
+    quantiles = [i / 100 for i in range(101)]  # scores 0..1, uniformly spread
+    assert match_label(0.95, quantiles) == ("Very close match", False)
+    assert match_label(0.5, quantiles) == ("Close match", False)
+    assert match_label(0.1, quantiles) == ("Loose match", True)
+    # distances: small is close
+    assert match_label(0.05, quantiles, "euclidean") == ("Very close match", False)
+    # no calibration (a version-1 folder): no label at all, never a raw number
+    assert match_label(0.99, []) is None and match_label(float("nan"), quantiles) is None
 
 
 def test_clicked_product_path(shop: Shop) -> None:

@@ -86,10 +86,15 @@ def test_product_page_shows_item_and_k_similar_cards(shop: Shop, fake_folder: Pa
     assert item.title in texts(page)
     cards = [i for i in ids(page) if isinstance(i, dict) and i.get("type") == "product-card"]
     neighbours = json.loads((fake_folder / "neighbours.json").read_text())
-    expected = [n for n, _ in neighbours["p003"]]
+    others = json.loads((fake_folder / "neighbours-other_colours.json").read_text())
+    # the rows in meta.json's order: "Looks like this", then "Same style, other colours"
+    expected = [n for n, _ in neighbours["p003"]] + [n for n, _ in others["p003"]]
     assert [c["id"] for c in cards] == expected
-    assert len(cards) == 8
-    assert any(t.endswith("% match") for t in texts(page))
+    assert len(cards) == 16
+    assert "Looks like this" in texts(page) and "Same style, other colours" in texts(page)
+    assert not any(t.endswith("% match") for t in texts(page))  # no raw numbers
+    labels = [t for t in texts(page) if t.endswith(" match")]
+    assert len(labels) == 16 and set(labels) <= {"Very close match", "Close match", "Loose match"}
     links = [n for n in walk(page) if node_id(n) == "product-shop-link"]
     assert links and prop(links[0], "href") == item.product_url
     assert prop(links[0], "target") == "_blank"
@@ -114,12 +119,18 @@ def test_html_in_titles_stays_text(shop: Shop, front: ShopFront) -> None:
     assert "&lt;script&gt;alert(&#x27;x&#x27;)" in document or "&lt;script&gt;" in document
 
 
-def test_euclidean_catalog_shows_rank_not_percent(fake_folder_euclidean: Path) -> None:
-    page = page_of(Shop(fake_folder_euclidean), "/product/p01")
+def test_euclidean_labels_read_small_distances_as_close(fake_folder_euclidean: Path) -> None:
+    shop = Shop(fake_folder_euclidean)
+    page = page_of(shop, "/product/p01")
     words = texts(page)
-    assert "Closest match" in words and "#2 closest" in words
     assert not any(t.endswith("% match") for t in words)
-    assert any("lower is closer" in t for t in words)
+    labels = [t for t in words if t.endswith(" match")]
+    found = shop.product_rows("p01")
+    assert found is not None
+    pairs = found[1][0].pairs
+    assert [s for _, s in pairs] == sorted(s for _, s in pairs)  # distances, closest first
+    order = {"Very close match": 0, "Close match": 1, "Loose match": 2}
+    assert [order[t] for t in labels] == sorted(order[t] for t in labels)
 
 
 def test_unknown_product_and_path_get_404(shop: Shop) -> None:

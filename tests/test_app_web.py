@@ -75,7 +75,7 @@ def test_documents_have_their_own_head(server: str, fake_folder: Path) -> None:
     image = re.search(r'<meta property="og:image" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     assert image == f"http://{server}/thumbs/{product['id']}.jpg"
     assert re.search(r'<meta name="description" content="[^"]{20,}"', page)
-    assert f"<h1 class=\"h2\" id=\"product-title\">{product['title']}</h1>" in page
+    assert f"<h1 class=\"h3\" id=\"product-title\">{product['title']}</h1>" in page
     titles = {path: re.search(r"<title>(.*?)</title>", get(server, path)[2].decode()).group(1)  # type: ignore[union-attr]
               for path in ("/", "/explore", "/about", "/nope", "/?q=red")}
     assert len(set(titles.values())) == len(titles), titles

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from ..components import HTML_NS, MATCH_SCALE, div, grid, link, similar_card, wire
+from ..components import HTML_NS, div, link, recommendation_row, wire
 from ..query import CatalogQuery, catalog_query_string
 from ..router import Head, Page, View
-from ..shop import Item, Shop
+from ..shop import Item, ProductRow, Shop
 from ..text import attribute_label
 from .not_found import not_found_view
 
@@ -43,11 +43,16 @@ def product_description(item: Item) -> str:
     return f"{item.title}.{price} {details}".strip() + " See products that look like it."
 
 
-def product_layout(shop: Shop, item: Item, neighbours: list[tuple[Item, float]]) -> Any:
-    """The product page's layout."""
-    best = neighbours[0][1] if neighbours else 0.0
-    similar = [similar_card(other, score, rank, best, shop.metric, shop.baseline)
-               for rank, (other, score) in enumerate(neighbours, start=1)]
+def row_ids(position: int, key: str) -> tuple[str, str]:
+    """(strip id, heading id) of a row: the first is `similar-products` ("Find similar"
+    links to it)."""
+    safe = "".join(c if c.isalnum() else "-" for c in key)
+    return ("similar-products" if position == 0 else f"row-{safe}", f"row-title-{safe}")
+
+
+def product_layout(shop: Shop, item: Item, rows: list[ProductRow]) -> Any:
+    """The product page: a compact hero (photo, title, price, details, shop link) and the
+    recommendation rows right under it, so the first row is on a desktop's first screen."""
     facet_names = {f.name for f in shop.facets}
     attrs = item.attrs
     chips = []
@@ -73,34 +78,26 @@ def product_layout(shop: Shop, item: Item, neighbours: list[tuple[Item, float]])
         ))
     actions.append(link([hidden_arrow("←"), " Back to catalog"], "/",
                         className="btn btn-outline-secondary"))
-    if shop.metric == "euclidean":
-        how = ("Ranked by Euclidean distance between image features (lower is closer); "
-               "the bar shows closeness relative to the closest match.")
-    else:
-        how = f"Ranked by cosine similarity between image features: {MATCH_SCALE}"
     hero = div(
         [
             div(div(wire("Img", HTML_NS, src=item.thumb_url, alt=item.title, id="product-image"),
-                    className="product-hero"), className="col-md-5"),
+                    className="product-hero"), className="col-md-4 col-lg-3"),
             div([breadcrumb(shop, attrs),
-                 wire("H1", HTML_NS, children=item.title, id="product-title", className="h2"),
-                 div(item.price_text, className="product-hero-price mb-3"),
-                 div(chips, className="chips mb-4"),
+                 wire("H1", HTML_NS, children=item.title, id="product-title", className="h3"),
+                 div(item.price_text, className="product-hero-price mb-2"),
+                 div(chips, className="chips mb-3"),
                  div(actions)],
-                className="col-md-7 pt-md-3"),
+                className="col-md-8 col-lg-9"),
         ],
-        className="row g-4 mb-5 align-items-start",
+        className="row g-3 mb-4 align-items-start",
     )
+    shown = [recommendation_row(r.spec.title, r.pairs, r.spec.quantiles, shop.metric,
+                                *row_ids(r.spec.position, r.spec.key)) for r in rows]
+    if not shown:
+        shown = [div(wire("P", HTML_NS, children="No similar products were computed for this one."),
+                     id="similar-products")]
     return div(
-        [
-            hero,
-            wire("H2", HTML_NS, children="Looks like this", className="h4 mb-1"),
-            wire("P", HTML_NS, children=how, className="text-muted small mb-3"),
-            div(grid(similar, "row-cols-2 row-cols-sm-3 row-cols-md-4 row-cols-xl-5")
-                if similar
-                else wire("P", HTML_NS, children="No similar products were computed for this one."),
-                id="similar-products"),
-        ],
+        [hero, *shown],
         className="product-page",
         id={"type": "product-page", "id": item.id},
     )
@@ -109,13 +106,13 @@ def product_layout(shop: Shop, item: Item, neighbours: list[tuple[Item, float]])
 def product_view(shop: Shop, rest: str, search: str = "") -> View:
     """The page for `/product/<id>` (the 404 view for an unknown id)."""
     product_id = unquote(rest.strip("/"))
-    found = shop.neighbours(product_id)
+    found = shop.product_rows(product_id)
     if found is None:
         shown = product_id if len(product_id) <= 80 else product_id[:80] + "…"
         return not_found_view(shop, f"We couldn't find a product with the id “{shown}”.")
-    item, neighbours = found
+    item, rows = found
     head = Head(item.title, product_description(item), item.thumb_url)
-    return View(product_layout(shop, item, neighbours), head)
+    return View(product_layout(shop, item, rows), head)
 
 
 PAGE = Page("/product/", None, product_view)

@@ -25,7 +25,7 @@ from pipeline.search import (
     decode_upload,
 )
 
-from ..components import HTML_NS, MATCH_SCALE, div, grid, similar_card, wire
+from ..components import HTML_NS, div, recommendation_row, wire
 from ..router import Head, Page, View
 from ..shop import Shop
 from ..text import attribute_label
@@ -129,12 +129,13 @@ def photo_preview(data: bytes) -> str:
 
 
 def saved_result(
-    neighbours: list[tuple[str, float]], vote: Any, preview: str, filename: str | None
+    rows: dict[str, list[tuple[str, float]]], vote: Any, preview: str, filename: str | None
 ) -> dict[str, Any]:
     """What the browser keeps of the last search (session storage) to show it again:
-    the neighbours' ids and scores, the vote, the small preview and the file name."""
+    each row's ids and scores, the vote, the small preview and the file name."""
     return {"filename": filename, "preview": preview,
-            "neighbours": [[pid, float(score)] for pid, score in neighbours],
+            "rows": {key: [[pid, float(score)] for pid, score in pairs]
+                     for key, pairs in rows.items()},
             "vote": list(vote) if vote else None}
 
 
@@ -143,48 +144,76 @@ def _count(value: Any) -> bool:
             and 0 <= value <= MAX_SAVED_NEIGHBOURS)
 
 
-def read_saved(saved: Any) -> dict[str, Any] | None:
-    """A saved result as the browser sent it back, checked; None if it is not one."""
-    if not isinstance(saved, dict):
+def _saved_pairs(pairs: Any) -> list[tuple[str, float]] | None:
+    """A saved row ([[id, score], ...]) checked, or None."""
+    if not isinstance(pairs, list) or len(pairs) > MAX_SAVED_NEIGHBOURS:
         return None
-    preview, neighbours = saved.get("preview"), saved.get("neighbours")
-    if not (isinstance(preview, str) and len(preview) <= MAX_SAVED_PREVIEW
-            and preview.startswith(PREVIEW_PREFIX)
-            and BASE64.fullmatch(preview, len(PREVIEW_PREFIX))):
-        return None
-    if not isinstance(neighbours, list) or len(neighbours) > MAX_SAVED_NEIGHBOURS:
-        return None
-    pairs = []
-    for pair in neighbours:
+    out = []
+    for pair in pairs:
         if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
                 and len(pair[0]) <= MAX_SAVED_TEXT and isinstance(pair[1], int | float)
                 and not isinstance(pair[1], bool) and math.isfinite(pair[1])):
             return None
-        pairs.append((pair[0], float(pair[1])))
+        out.append((pair[0], float(pair[1])))
+    return out
+
+
+def read_saved(saved: Any, row_keys: tuple[str, ...] = ("similar",)) -> dict[str, Any] | None:
+    """A saved result as the browser sent it back, checked; None if it is not one.
+
+    Only rows the shop has (`row_keys`) are kept; a result saved before rows existed
+    (`neighbours`) is read as the first row.
+    """
+    if not isinstance(saved, dict):
+        return None
+    preview = saved.get("preview")
+    if not (isinstance(preview, str) and len(preview) <= MAX_SAVED_PREVIEW
+            and preview.startswith(PREVIEW_PREFIX)
+            and BASE64.fullmatch(preview, len(PREVIEW_PREFIX))):
+        return None
+    raw_rows = saved.get("rows")
+    if raw_rows is None and "neighbours" in saved:
+        raw_rows = {row_keys[0]: saved["neighbours"]}
+    if not isinstance(raw_rows, dict) or len(raw_rows) > len(row_keys):
+        return None
+    rows = {}
+    for key in row_keys:
+        if key in raw_rows:
+            pairs = _saved_pairs(raw_rows[key])
+            if pairs is None:
+                return None
+            rows[key] = pairs
+    if not rows:
+        return None
     filename = saved.get("filename")
     vote = saved.get("vote")
     ok_vote = (isinstance(vote, list) and len(vote) == 4
                and all(isinstance(v, str) and 0 < len(v) <= MAX_SAVED_TEXT for v in vote[:2])
                and all(_count(v) for v in vote[2:]))
     return {"filename": filename[:MAX_SAVED_TEXT] if isinstance(filename, str) and filename
-            else None, "preview": preview, "neighbours": pairs,
+            else None, "preview": preview, "rows": rows,
             "vote": tuple(vote) if ok_vote else None}
 
 
 def results_layout(
-    shop: Shop, neighbours: list[tuple[str, float]], vote: Any, preview: str,
+    shop: Shop, rows: dict[str, list[tuple[str, float]]], vote: Any, preview: str,
     filename: str | None,
 ) -> Any:
-    """The results area for a search: the preview, the vote and the look-alikes as cards.
+    """The results area for a search: the preview, the vote and the catalog's rows of
+    look-alikes for the photo, each labelled with the row's own calibration.
 
     Built from ids and scores, so a saved search is shown with the catalog's current
     titles and prices; ids no longer in the catalog are left out.
     """
-    found = [(item, score) for item, score in
-             ((shop.item(pid), score) for pid, score in neighbours) if item is not None]
-    best = found[0][1] if found else 0.0
-    cards = [similar_card(item, score, rank, best, "cosine", shop.baseline)
-             for rank, (item, score) in enumerate(found, start=1)]
+    shown = []
+    for spec in shop.rows:
+        found = [(item, score) for item, score in
+                 ((shop.item(pid), score) for pid, score in rows.get(spec.key, ()))
+                 if item is not None]
+        if found:
+            row_id = "photo-similar" if spec.position == 0 else f"photo-row-{spec.position}"
+            shown.append(recommendation_row(spec.title, found, spec.quantiles, shop.metric,
+                                             row_id, f"photo-row-title-{spec.position}"))
     summary: list[Any] = []
     if filename:
         summary.append(div(filename, className="photo-filename text-muted small text-truncate",
@@ -210,12 +239,8 @@ def results_layout(
     return div(
         [
             header,
-            wire("H2", HTML_NS, children="Most similar products", className="h5 mb-1"),
-            wire("P", HTML_NS, className="text-muted small mb-3",
-                 children=f"Ranked by cosine similarity between image features: {MATCH_SCALE}"),
-            div(grid(cards, "row-cols-2 row-cols-sm-3 row-cols-lg-4 row-cols-xl-5")
-                if cards else wire("P", HTML_NS, children="No products to compare with."),
-                id="photo-similar"),
+            *(shown or [div(wire("P", HTML_NS, children="No products to compare with."),
+                            id="photo-similar")]),
         ],
         className="photo-results",
     )
@@ -259,8 +284,9 @@ def run_search(
         return upload_alert("Something went wrong on our side. Please try another photo.",
                             filename, "danger"), None
     log_timings(shop, result.timings_ms, was_ready)
-    layout = results_layout(shop, result.neighbours, result.vote, preview, filename)
-    return layout, saved_result(result.neighbours, result.vote, preview, filename)
+    rows = result.rows or {shop.rows[0].key: result.neighbours}
+    layout = results_layout(shop, rows, result.vote, preview, filename)
+    return layout, saved_result(rows, result.vote, preview, filename)
 
 
 def search_results(searcher: PhotoSearcher, shop: Shop, contents: Any, filename: Any) -> Any:
@@ -270,10 +296,10 @@ def search_results(searcher: PhotoSearcher, shop: Shop, contents: Any, filename:
 
 def restore_results(shop: Shop, saved: Any) -> Any:
     """The results area for the last search as the browser kept it (Back, reload)."""
-    checked = read_saved(saved)
+    checked = read_saved(saved, tuple(spec.key for spec in shop.rows))
     if checked is None:
         return no_update
-    return results_layout(shop, checked["neighbours"], checked["vote"], checked["preview"],
+    return results_layout(shop, checked["rows"], checked["vote"], checked["preview"],
                           checked["filename"])
 
 
