@@ -95,3 +95,11 @@ def fake_folder_euclidean(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_fake_precomputed(
         tmp_path_factory.mktemp("precomputed") / "euclid", 40, k=5, seed=1, metric="euclidean"
     )
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where browser tests save screenshots: $LOOKALIKE_SCREENSHOTS, else the test's tmp."""
+    folder = Path(os.environ.get("LOOKALIKE_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -6,7 +6,6 @@ test's tmp folder) for a human to look at.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -57,13 +56,6 @@ def screenshot(dash_duo: Any, folder: Path, name: str) -> Path:
     driver.save_screenshot(str(path))
     driver.set_window_size(1280, 1000)
     return path
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("LOOKALIKE_SCREENSHOTS", tmp_path))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def wait_title(dash_duo: Any, predicate: Any, timeout: float = 10) -> str:

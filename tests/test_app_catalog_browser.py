@@ -87,3 +87,34 @@ def test_on_a_phone_filters_wait_behind_a_button(dash_duo: Any, fake_folder: Pat
     assert not panel.is_displayed()
     dash_duo.driver.set_window_size(1366, 900)  # a desktop shows them inline
     assert panel.is_displayed() and not toggle.is_displayed()
+
+
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1366, 768)])
+def test_product_rows_are_near_the_top_and_labelled(
+    dash_duo: Any, fake_folder: Path, shots: Path, width: int, height: int
+) -> None:
+    """Issue 9, item 1: the rows right under the product, within the first screen on a
+    desktop and the second on a phone; labels from the rows' calibration, no raw numbers;
+    each row scrolls sideways without scrolling the page sideways."""
+    front = create_app(fake_folder)
+    dash_duo.driver.set_window_size(width, height)
+    dash_duo.start_server(front.app)
+    dash_duo.driver.get(dash_duo.server_url.rstrip("/") + "/product/p003")
+    dash_duo.wait_for_element("#similar-products .product-card")
+    inner = dash_duo.driver.execute_script("return window.innerHeight")
+    first_card_top = dash_duo.driver.execute_script(
+        "return document.querySelector('#similar-products .product-card')"
+        ".getBoundingClientRect().top")
+    screens = 1 if width > 1000 else 2
+    assert first_card_top + 120 < screens * inner, (first_card_top, inner)
+    headings = [e.text for e in dash_duo.find_elements(".rec-row h2")]
+    assert headings == ["Looks like this", "Same style, other colours"]
+    labels = [e.text for e in dash_duo.find_elements(".rec-row .match-text")]
+    assert len(labels) == 16
+    assert set(labels) <= {"Very close match", "Close match", "Loose match"}
+    weak = dash_duo.find_elements(".rec-row .match-weak .match-text")
+    assert all(e.text == "Loose match" for e in weak)
+    assert dash_duo.driver.execute_script(
+        "return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    dash_duo.driver.save_screenshot(str(shots / f"product-rows-{width}.png"))
+    assert dash_duo.get_logs() == []

@@ -90,9 +90,13 @@ def search(dyn_app: tuple[ShopFront, Any], data: bytes, mime: str = "image/jpeg"
     return photo_search.search_results(searcher, front.shop, data_url(data, mime), filename)
 
 
-def cards(layout: Any) -> list[str]:
-    """Product ids of the result cards, in order."""
-    return [prop(n, "id")["id"] for n in walk(layout)
+def cards(layout: Any, row: str | None = None) -> list[str]:
+    """Product ids of the cards of the first recommendation row (or of the row with id
+    `row`), in order."""
+    first = (row,) if row else ("photo-similar", "similar-products")
+    strip = next((n for n in walk(layout) if isinstance(n, dict) and prop(n, "id") in first),
+                 layout)
+    return [prop(n, "id")["id"] for n in walk(strip)
             if isinstance(n, dict) and isinstance(n.get("props", {}).get("id"), dict)
             and n["props"]["id"].get("type") == "product-card"]
 
@@ -164,8 +168,13 @@ def test_held_out_photos_show_preview_vote_and_look_alikes(
 
     all_texts = texts(layout)
     assert f"{held_out[-1]['id']}.jpg" in all_texts  # the file name, as text
-    badges = [t for t in all_texts if t.endswith("% match")]
-    assert len(badges) == 5
+    assert not [t for t in all_texts if t.endswith("% match")]  # no raw numbers
+    labels = [t for t in all_texts if t in ("Very close match", "Close match", "Loose match")]
+    assert len(labels) == 10  # two rows of 5, each card labelled from its row's calibration
+    assert "Same style, other colours" in all_texts
+    others = cards(layout, "photo-row-1")
+    colour = {i: shop.item(i).attrs.get("baseColour") for i in others}
+    assert len(others) == 5 and colour[others[0]] is not None
     preview = next(n for n in walk(layout) if isinstance(n, dict)
                    and prop(n, "id") == "photo-preview")
     src = prop(preview, "src")
@@ -174,7 +183,7 @@ def test_held_out_photos_show_preview_vote_and_look_alikes(
     assert max(img.size) <= photo_search.PREVIEW_SIDE
     hrefs = [prop(n, "href") for n in walk(layout)
              if isinstance(n, dict) and n.get("type") == "Link"]
-    assert hrefs == [product_href(i) for i in cards(layout)]
+    assert hrefs == [product_href(i) for i in cards(layout) + others]
     no_internals(layout, dyn_app[1])
 
 
@@ -327,15 +336,22 @@ def test_a_saved_search_is_shown_again_from_ids_and_scores(dyn_app: Any, searche
     layout, saved = photo_search.run_search(searcher, front.shop, data_url(photo(pid)),
                                             "mine.jpg")
     assert saved is not None
-    assert set(saved) == {"filename", "preview", "neighbours", "vote"}
+    assert set(saved) == {"filename", "preview", "rows", "vote"}
+    assert list(saved["rows"]) == ["similar", "other_colours"]
     kept = json.loads(json.dumps(saved))  # as it comes back from the browser
     assert len(json.dumps(kept)) < 60_000  # one small search: ids, scores, a 320 px preview
     again = photo_search.restore_results(front.shop, kept)
     assert cards(again) == cards(layout) and cards(again)[0] == pid
     assert texts(again) == texts(layout)
 
-    gone = {**kept, "neighbours": [["no-such-product", 0.99], *kept["neighbours"]]}
+    gone = {**kept, "rows": {**kept["rows"], "similar": [["no-such-product", 0.99],
+                                                         *kept["rows"]["similar"]]}}
     assert cards(photo_search.restore_results(front.shop, gone)) == cards(layout)
+    # a search saved before rows existed (one list of neighbours) is the first row
+    old = {k: v for k, v in kept.items() if k != "rows"} | {"neighbours": kept["rows"]["similar"]}
+    assert cards(photo_search.restore_results(front.shop, old)) == cards(layout)
+    unknown_row = {**kept, "rows": {"nope": kept["rows"]["similar"]}}
+    assert photo_search.restore_results(front.shop, unknown_row) is no_update
 
 
 @pytest.mark.parametrize("saved", [
@@ -394,7 +410,7 @@ def test_callback_over_http_keeps_serving_after_bad_uploads(
     assert saved == [None, None]  # nothing kept for the browser from a bad upload
     good = upload(data_url(photo(pid)))
     assert "photo-error" not in good and f'"id": "{pid}"' in good
-    assert saved[-1]["data"]["neighbours"][0][0] == pid  # the last good search, to keep
+    assert saved[-1]["data"]["rows"]["similar"][0][0] == pid  # the last good search, to keep
     # The largest upload the page sends (a file just over 10 MB, 14 MB as base64) reaches
     # the callback, which explains the limit: dynamic mode's request limit is above it.
     over = upload(data_url(b"\xff\xd8" + b"x" * (10 * 2**20 + 10)))
