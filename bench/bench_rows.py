@@ -67,7 +67,8 @@ class Catalog:
         self.ids = [p["id"] for p in products]
         self.sha = [p["sha256"] for p in products]
         self.attrs = {p["id"]: p["attrs"] for p in products}
-        key = cache_key(model_key(meta["model"]), meta["model"]["resize"])
+        key = cache_key(model_key(meta["model"]), meta["model"]["resize"],
+                        meta["model"].get("precision", "float32"))
         fc = FeatureCache.open(cache, key, set(self.sha))
         self.raw = np.stack([fc.features[s] for s in self.sha]).astype(np.float32)
         self.colour = np.stack([fc.colours[s] for s in self.sha]).astype(np.float32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,13 @@ from .features import (
     unique_items,
 )
 from .images import ImageError, ResizePolicy, load_image, thumbnail_jpeg
-from .models import FeatureExtractor, file_sha256, load_extractor
+from .models import (
+    FeatureExtractor,
+    bf16_cpu_flags,
+    file_sha256,
+    load_extractor,
+    resolve_precision,
+)
 from .precomputed import COLOUR_MEAN_FILE, COLOURS_FILE, EMBEDDINGS_FILE, THUMBS_DIR
 from .projection import project_2d
 from .rows import (
@@ -39,7 +46,7 @@ from .rows import (
 )
 from .similarity import DEFAULT_BLOCK, Metric, l2_normalise
 from .whitening import WHITEN_DIMS, WHITENING_FILE, Whitening, fit_whitening
-from .writer import precomputed_meta, thumb_ref, write_precomputed
+from .writer import precomputed_meta, remove_stale_temporaries, thumb_ref, write_precomputed
 
 PAIRWISE_SUFFIXES = (".csv", ".pkl", ".pickle", ".npy")
 SLUG_BUDGET_MB = 300.0  # of Heroku's 500 MB slug, leaving room for the installed packages
@@ -73,6 +80,7 @@ class BuildOptions:
     prefer_margin: float = DEFAULT_PREFER_MARGIN
     batch: int = DEFAULT_BATCH
     resize: ResizePolicy = "pad"
+    precision: str = "float32"  # auto | float32 | bfloat16 (models.resolve_precision)
     cache_dir: Path | None = None
     block: int = DEFAULT_BLOCK
     engine: str = "local"
@@ -98,6 +106,8 @@ class BuildSummary:
     slug_bytes: int = 0
     slug_budget_mb: float = SLUG_BUDGET_MB
     external_thumbs: bool = False
+    precision: str = "float32"
+    precision_reason: str = ""
 
     def line(self) -> str:
         """The one-line summary of the run."""
@@ -106,6 +116,11 @@ class BuildSummary:
             f"{self.from_cache} from cache, {len(self.skipped)} skipped, "
             f"{self.seconds:.1f} s -> {self.out}"
         )
+
+    def precision_line(self) -> str:
+        """Which compute precision the model ran in, and why."""
+        return f"precision: {self.precision}" + (
+            f" ({self.precision_reason})" if self.precision_reason else "")
 
     def slug_line(self) -> str:
         """How much of a Heroku slug the folder takes (what static serving needs of it)."""
@@ -216,7 +231,7 @@ def _features(
     """The cache holding every image's features and colours (cached + newly embedded),
     errors per sha256, counts."""
     wanted = set(shas.values())
-    key = cache_key(extractor.key, opts.resize)
+    key = cache_key(extractor.key, opts.resize, extractor.identity.get("precision", "float32"))
     cache = FeatureCache.open(opts.cache_dir or default_cache_dir(), key, wanted)
     cached = len(wanted & cache.features.keys())
     missing = unique_items(
@@ -351,6 +366,9 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
     thumb_base = thumb_base_url(opts.thumb_base_url) if opts.thumb_base_url else None
     if not opts.slug_budget_mb > 0:
         raise CatalogError(f"--slug-budget-mb {opts.slug_budget_mb:g}: must be above 0")
+    precision = resolve_precision(opts.precision)
+    for folder in remove_stale_temporaries(opts.out):
+        print(f"removed {folder}: left by an earlier build that was killed", file=sys.stderr)
     rows = read_catalog(
         opts.catalog, opts.metadata, opts.id_column, opts.image_column, opts.title_column
     )
@@ -359,7 +377,7 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
     if not shas:
         raise BuildError(f"{opts.catalog}: none of the {len(rows)} images can be read")
     if extractor is None:
-        extractor = load_extractor(opts.model, opts.weights, opts.seed)
+        extractor = load_extractor(opts.model, opts.weights, opts.seed, precision)
     paths = {r.id: r.image for r in rows}
     cache, errors, embedded_now, from_cache = _features(opts, extractor, shas, paths)
     kept: list[CatalogRow] = []
@@ -425,7 +443,16 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         slug_bytes=slug_size(opts.out, external_thumbs=thumb_base is not None),
         slug_budget_mb=opts.slug_budget_mb,
         external_thumbs=thumb_base is not None,
+        precision=extractor.identity.get("precision", "float32"),
+        precision_reason=_precision_reason(opts.precision),
     )
+
+
+def _precision_reason(asked: str) -> str:
+    if asked != "auto":
+        return "--precision"
+    found = bf16_cpu_flags()
+    return f"auto: CPU has {', '.join(found)}" if found else "auto: no AMX or AVX512-BF16"
 
 
 def similarity_baseline(normalised: np.ndarray) -> float:

@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=int, default=32, help="images per model call (default 32)")
     b.add_argument("--resize", choices=("pad", "stretch", "crop"), default="pad",
                    help="how photos fit the model's square input (default pad: keep whole photo)")
+    b.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="float32",
+                   help="model compute type: auto = bfloat16 where the CPU has AMX or "
+                   "AVX512-BF16, else float32 (default float32)")
     b.add_argument("--cache-dir", type=Path, help="feature cache (default ~/.cache/lookalike)")
     b.add_argument("--block", type=int, default=1024, help="query rows per similarity block")
     b.add_argument("--engine", choices=("local", "dask"), default="local")
@@ -98,7 +101,8 @@ def _build(args: argparse.Namespace) -> int:
         catalog=args.catalog, out=args.out, model=args.model, weights=args.weights,
         metadata=args.metadata, id_column=args.id_column, image_column=args.image_column,
         title_column=args.title_column, k=args.k, metric=args.metric, group_by=args.group_by,
-        batch=args.batch, resize=args.resize, cache_dir=args.cache_dir, block=args.block,
+        batch=args.batch, resize=args.resize, precision=args.precision,
+        cache_dir=args.cache_dir, block=args.block,
         engine=args.engine, scheduler=args.scheduler, workers=args.workers,
         export_pairwise=args.export_pairwise, progress=not args.no_progress,
         thumb_base_url=args.thumb_base_url, slug_budget_mb=args.slug_budget_mb,
@@ -114,6 +118,7 @@ def _build(args: argparse.Namespace) -> int:
         print(f"... {len(summary.skipped) - SHOW_SKIPPED} more", file=sys.stderr)
     if summary.skipped:
         print(f"skipped images are listed in {summary.out / 'report.json'}", file=sys.stderr)
+    print(summary.precision_line())
     print(summary.slug_line())
     warning = summary.slug_warning()
     if warning:

@@ -1,7 +1,7 @@
 """Batched embedding of images, with a feature cache keyed by image sha256.
 
 Each image is decoded once into the model input and its colour descriptor. The cache is
-a folder per `cache_key` (model identity, resize policy, colour descriptor version)
+a folder per `cache_key` (model identity, resize policy, precision, colour version)
 holding `.npz` shards (sha256 list, float32 features, float32 colour descriptors).
 Shards are flushed and renamed into place every few hundred images, so a crash loses at
 most one shard of work, and a re-run embeds only images whose sha256 it has not seen.
@@ -36,10 +36,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "lookalike" / "features"
 
 
-def cache_key(model_key: str, resize: str) -> str:
-    """The cache folder of everything that changes a stored row: the model identity, the
-    resize policy and the colour descriptor's version."""
-    return f"{model_key}-{resize}-{COLOUR_VERSION}"
+def cache_key(model_key: str, resize: str, precision: str = "float32") -> str:
+    """The cache folder of everything that changes a stored row: the model identity (input
+    size included), the resize policy, the compute precision and the colour descriptor's
+    version."""
+    return f"{model_key}-{resize}-{precision}-{COLOUR_VERSION}"
 
 
 @dataclass

@@ -2,7 +2,11 @@
 
 TensorFlow/Keras is imported only inside `load_extractor`, never at module import.
 Every extractor carries an identity (name, layer, weights, weights_sha256, input_size,
-dim) that goes into meta.json and keys the feature cache.
+dim, precision) that goes into meta.json and keys the feature cache.
+
+`precision` is the compute type: `float32`, or `bfloat16` (Keras's `mixed_bfloat16` policy:
+float32 weights, bfloat16 matmuls and convolutions, float32 features out). `auto` takes
+bfloat16 where the CPU has AMX or AVX512-BF16 (`/proc/cpuinfo`) and float32 elsewhere.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 import numpy as np
 
 BUILTIN_MODELS = ("vgg16", "resnet50")
+PRECISIONS = ("auto", "float32", "bfloat16")
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # what makes bfloat16 faster than float32
 CHUNK_ELEMENTS = 4 * 2**20  # float32 elements per slice when setting or hashing weights
 # File names Keras's own loader caches the ImageNet weights under (keras/src/applications).
 IMAGENET_WEIGHT_FILES = {
@@ -44,6 +50,69 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def cpu_model_and_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[str, set[str]]:
+    """The CPU's model name and its feature flags (empty where /proc/cpuinfo is absent)."""
+    model, flags = "unknown CPU", set()
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return model, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model == "unknown CPU":
+            model = value.strip()
+        elif key.strip() in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    return model, flags
+
+
+def bf16_cpu_flags(flags: set[str] | None = None) -> list[str]:
+    """Which of AMX-BF16 / AVX512-BF16 the CPU has (`flags` default: this machine's)."""
+    if flags is None:
+        flags = cpu_model_and_flags()[1]
+    return [f for f in BF16_CPU_FLAGS if f in flags]
+
+
+def resolve_precision(precision: str, flags: set[str] | None = None) -> str:
+    """`float32` or `bfloat16` for `--precision`: `auto` is bfloat16 where the CPU has
+    bfloat16 instructions (`bf16_cpu_flags`), else float32."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bfloat16" if bf16_cpu_flags(flags) else "float32"
+    return precision
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision: str) -> Iterator[None]:
+    """Layers built inside take `mixed_bfloat16` for bfloat16 (float32: unchanged)."""
+    import keras
+
+    before = keras.config.dtype_policy()
+    if precision == "bfloat16":
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def _as_bfloat16(model: Any) -> Any:
+    """The same model and weights, computing in bfloat16 (a loaded file keeps the float32
+    policy it was saved with, so its layers are re-made under mixed_bfloat16)."""
+    import keras
+
+    def remake(layer: Any) -> Any:
+        config = layer.get_config()
+        if "dtype" in config:
+            config["dtype"] = "mixed_bfloat16"
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=remake)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 @dataclass
@@ -145,14 +214,14 @@ def _missing_weights_error(name: str, cause: BaseException) -> ModelError:
     )
 
 
-def _builtin(name: str, weights: str, seed: int) -> FeatureExtractor:
+def _builtin(name: str, weights: str, seed: int, precision: str) -> FeatureExtractor:
     import keras
 
     if weights not in ("imagenet", "random") and not Path(weights).is_file():
         raise ModelError(f"--weights {weights}: not 'imagenet', 'random' or an existing file")
     keras_weights = {"imagenet": "imagenet", "random": None}.get(weights, weights)
     try:
-        with _kernel_initialiser(seed if weights == "random" else None):
+        with _kernel_initialiser(seed if weights == "random" else None), _dtype_policy(precision):
             if name == "vgg16":
                 base = keras.applications.VGG16(weights=keras_weights, include_top=True)
                 layer = "fc2"
@@ -189,11 +258,12 @@ def _builtin(name: str, weights: str, seed: int) -> FeatureExtractor:
         "weights_sha256": weights_sha,
         "input_size": [int(w), int(h)],
         "dim": int(model.output_shape[-1]),
+        "precision": precision,
     }
     return FeatureExtractor(identity=identity, model=model, preprocess=preprocess)
 
 
-def _keras_file(path: str | Path) -> FeatureExtractor:
+def _keras_file(path: str | Path, precision: str) -> FeatureExtractor:
     import keras
 
     path = Path(path)
@@ -216,6 +286,8 @@ def _keras_file(path: str | Path) -> FeatureExtractor:
         layer += "+avg"
     elif out_rank != 2:
         raise ModelError(f"{path}: output must be a vector or a 4-D map, got {model.output_shape}")
+    if precision == "bfloat16":
+        model = _as_bfloat16(model)
     identity = {
         "name": f"file:{path.name}",
         "layer": layer,
@@ -224,23 +296,26 @@ def _keras_file(path: str | Path) -> FeatureExtractor:
         "input_size": [int(shape[2]), int(shape[1])],
         "dim": int(model.output_shape[-1]),
         "path": str(path),
+        "precision": precision,
     }
     return FeatureExtractor(identity=identity, model=model, preprocess=None)
 
 
 def load_extractor(
-    model: str = "vgg16", weights: str = "imagenet", seed: int = 0
+    model: str = "vgg16", weights: str = "imagenet", seed: int = 0, precision: str = "float32"
 ) -> FeatureExtractor:
     """Load a feature extractor.
 
     `model` is `vgg16` (layer fc2, 4096-d), `resnet50` (average-pooled, 2048-d) or the path
     of a Keras model file (raw RGB 0-255 in). `weights` applies to the built-in models:
     `imagenet` (through Keras's cache), `random` (seeded, for tests) or a weights file.
+    `precision`: float32, bfloat16 or auto (see `resolve_precision`).
     """
+    precision = resolve_precision(precision)
     if model in BUILTIN_MODELS:
-        return _builtin(model, weights, seed)
+        return _builtin(model, weights, seed, precision)
     if model.endswith((".keras", ".h5")) or os.sep in model or Path(model).exists():
-        return _keras_file(model)
+        return _keras_file(model, precision)
     raise ModelError(
         f"unknown model {model!r}: use {', '.join(BUILTIN_MODELS)} or the path of a .keras file"
     )

@@ -248,8 +248,9 @@ class PhotoSearcher:
                             f"the catalog was built with weights file {weights}; "
                             "dynamic mode supports imagenet or random weights for built-ins"
                         )
-                    ex = load_extractor(
-                        self.source, weights if self.source in BUILTIN_MODELS else "imagenet"
+                    ex = load_extractor(  # the catalog's precision: uploads embed alike
+                        self.source, weights if self.source in BUILTIN_MODELS else "imagenet",
+                        precision=self.model_meta.get("precision", "float32"),
                     )
                     check_identity(self.model_meta, ex.identity)
                     # the first prediction builds TensorFlow's graph (0.5-0.8 s): pay it here

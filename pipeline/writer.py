@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from .whitening import Whitening
 
 REPORT_FILE = "report.json"
+# `.NAME.tmp-PID` (being written) and `.NAME.old-PID` (being replaced) beside a folder
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>[0-9]+)")
 
 
 def thumb_file(product_id: str) -> str:
@@ -150,6 +153,61 @@ def write_thumbs(
             first_with[digest] = dest
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def stale_temporaries(out: str | Path) -> list[Path]:
+    """Temporary siblings of `out` (`.NAME.tmp-PID/`, `.NAME.old-PID/`) left by builds that
+    were killed: those whose PID is not a live process on this machine, sorted."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return []
+    stale = []
+    for entry in out.parent.iterdir():
+        m = _TEMPORARY.fullmatch(entry.name)
+        if m and m["name"] == out.name and entry.is_dir() and not entry.is_symlink() \
+                and not _pid_alive(int(m["pid"])):
+            stale.append(entry)
+    return sorted(stale)
+
+
+def remove_stale_temporaries(out: str | Path) -> list[Path]:
+    """Delete `stale_temporaries(out)`; return what was removed (a live build's are kept)."""
+    removed = []
+    for folder in stale_temporaries(out):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            removed.append(folder)
+    return removed
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush every file and folder under `folder` to disk, so a rename never publishes a
+    folder whose files are still only in the page cache (a power cut would leave them
+    empty)."""
+    for here, _dirs, files in os.walk(folder):
+        for name in files:
+            _fsync_path(os.path.join(here, name))
+        _fsync_path(here)
+
+
 def write_precomputed(
     out: str | Path,
     meta: dict[str, Any],
@@ -163,7 +221,7 @@ def write_precomputed(
     whitening: Whitening | None = None,
     colour_mean: np.ndarray | None = None,
 ) -> Path:
-    """Write a precomputed folder to a temporary sibling, then rename it into place.
+    """Write a precomputed folder to a temporary sibling, flush it, then rename it into place.
 
     `neighbours` is the `similar` row (neighbours.json); `other_rows` maps the other rows'
     file names to theirs. `colours` (colours.npy, centred), `colour_mean`
@@ -203,6 +261,7 @@ def write_precomputed(
         rows = [(entry, found[entry["file"]]) for entry in meta.get("rows") or default_rows()
                 if entry["file"] in found]
         write_shop_index(tmp, products, neighbours, rows=rows)  # the app's index
+        fsync_tree(tmp)
         if out.exists():
             old_dir = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old_dir)
@@ -210,6 +269,7 @@ def write_precomputed(
             shutil.rmtree(old_dir, ignore_errors=True)
         else:
             os.replace(tmp, out)
+        _fsync_path(os.fspath(out.parent))  # the rename itself
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
