@@ -166,6 +166,13 @@ class Shop:
         self.has_prices = con.execute(
             "SELECT 1 FROM products WHERE price IS NOT NULL LIMIT 1").fetchone() is not None
         self.filter_choices = {f.name: frozenset(v for v, _ in f.options) for f in self.facets}
+        # one bitset of rows per facet value, for counts that follow the results: N/8
+        # bytes each (300,000 products x 200 values: 7.5 MB, shared by forked workers)
+        self._value_bits = {
+            f.name: {v: self._rows_bits(f"tags : {tag(i)}")
+                     for v, i in self._value_ids[f.name].items()}
+            for f in self.facets
+        }
         self.n_mapped = int(con.execute(
             "SELECT count(*) FROM products WHERE x IS NOT NULL").fetchone()[0])
         self.rows = [RowSpec(pos, key, title, tuple(float(q) for q in json.loads(qs)))
@@ -330,12 +337,7 @@ class Shop:
         start a word of the title or of an attribute value. "featured" order is the id
         order, with title matches first when there is a search.
         """
-        filters = []
-        for name, values in query.filters:
-            ids = [self._value_ids.get(name, {}).get(v) for v in values]
-            tags = [tag(i) for i in ids if i is not None]
-            if tags:
-                filters.append(f"tags : ({' OR '.join(tags)})")
+        filters = list(self._filter_conditions(query).values())
         words = search_words(query.q)
         text = text_condition(words, "{title attrs}", prefix=True) if words else ""
         match = " AND ".join(f"({c})" for c in [*filters, text] if c)
@@ -368,6 +370,61 @@ class Shop:
                         break
                 offset = max(0, offset - n)
         return total, page, self.items(rows)
+
+    def _filter_conditions(self, query: CatalogQuery) -> dict[str, str]:
+        """One FTS5 condition per filtered attribute: any of its chosen values."""
+        conditions = {}
+        for name, values in query.filters:
+            ids = [self._value_ids.get(name, {}).get(v) for v in values]
+            tags = [tag(i) for i in ids if i is not None]
+            if tags:
+                conditions[name] = f"tags : ({' OR '.join(tags)})"
+        return conditions
+
+    def facet_counts(self, query: CatalogQuery) -> dict[str, dict[str, int]]:
+        """For every facet, how many of the current results each of its values would give.
+
+        A value's count is over the products matching the search and the *other* facets'
+        filters (choosing a second value of one facet widens the results, as in any
+        shop). Computed on bitsets of rows (`_value_bits`, one per facet value, built at
+        start-up): a count is one AND and a popcount, so the cost does not depend on how
+        many products match; a text search adds one pass over its matching rows.
+        """
+        if not self.facets:
+            return {}
+        conditions = self._filter_conditions(query)
+        words = search_words(query.q)
+        everything = (1 << self.n_products) - 1
+        base = (self._rows_bits(text_condition(words, "{title attrs}", prefix=True))
+                if words else everything)
+        chosen = {}
+        for name, values in query.filters:
+            if name in conditions:
+                bits = 0
+                for value in values:
+                    bits |= self._value_bits.get(name, {}).get(value, 0)
+                chosen[name] = bits
+        counts: dict[str, dict[str, int]] = {}
+        for facet in self.facets:
+            within = base
+            for name, bits in chosen.items():
+                if name != facet.name:
+                    within &= bits
+            values = self._value_bits.get(facet.name, {})
+            if within == everything:
+                counts[facet.name] = dict(facet.options)
+            else:
+                counts[facet.name] = {v: (within & values.get(v, 0)).bit_count()
+                                      for v, _ in facet.options}
+        return counts
+
+    def _rows_bits(self, match: str) -> int:
+        """The rows matching an FTS5 expression, as a bitset (bit r = row r)."""
+        buf = bytearray((self.n_products + 7) // 8)
+        for (r,) in self._connection().execute(
+                "SELECT rowid FROM search WHERE search MATCH ?", (match,)):
+            buf[r >> 3] |= 1 << (r & 7)
+        return int.from_bytes(buf, "little")
 
     def _count(self, match: str) -> int:
         """How many products match an FTS5 expression."""

@@ -23,7 +23,8 @@ CATALOG_OUTPUT = (
     '..catalog-grid.children...catalog-count.children...catalog-pagination.children..'
     '.catalog-search.value...catalog-sort.value...{"attr":["ALL"],"type":"catalog-fil'
     'ter"}.value...catalog-url.search...page-title.data@7afdc85defaca771214d69e479300'
-    'fc4244be62e4fd32ec4d9ef2b618362c8f5..'
+    'fc4244be62e4fd32ec4d9ef2b618362c8f5...{"attr":["ALL"],"type":"catalog-filter"}.op'
+    'tions..'
 )
 
 
@@ -48,6 +49,7 @@ def catalog_payload(
             [{"id": f["id"], "property": "value"} for f in filters],
             {"id": "catalog-url", "property": "search"},
             {"id": "page-title", "property": "data"},
+            [{"id": f["id"], "property": "options"} for f in filters],
         ],
         "inputs": [
             {"id": "catalog-url", "property": "search", "value": url_search},

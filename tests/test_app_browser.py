@@ -16,6 +16,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from shopfront import create_app
 from shopfront.pages.catalog import PAGE_SIZE
 from shopfront.query import CatalogQuery
+from tests.browser_wait import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -118,16 +119,25 @@ def test_shopper_journey(dash_duo: Any, fake_folder: Path, shots: Path) -> None:
     wait_url(dash_duo, lambda u: "q=red" in u)
     wait_title(dash_duo, lambda t: t.startswith("“red” – search"))
 
-    # Filter by an attribute built from the data.
-    gender = shop.facet("gender")
-    assert gender is not None
-    men = dict(gender.options)["Men"]
+    # Filter by an attribute built from the data; its counts follow the search.
+    red_men = CatalogQuery(q="red", filters=(("gender", ("Men",)),))
+    men = shop.facet_counts(CatalogQuery(q="red"))["gender"]["Men"]
+    assert men < dict(shop.facet("gender").options)["Men"]  # type: ignore[union-attr]
     dash_duo.select_dcc_dropdown('[id*="catalog-filter"][id*="gender"]', value=f"Men ({men})")
-    n_red_men = shop.matching(
-        CatalogQuery(q="red", filters=(("gender", ("Men",)),)), PAGE_SIZE)[0]
+    n_red_men = shop.matching(red_men, PAGE_SIZE)[0]
+    assert n_red_men == men
     wait_text(dash_duo, "#catalog-count", lambda t: t.startswith(f"{n_red_men} product"))
     wait_url(dash_duo, lambda u: "gender=Men" in u)
     dash_duo.driver.find_element_by_tag_name("body").click()  # close the dropdown menu
+    # the colour filter now counts red men's products only
+    red = shop.facet_counts(red_men)["baseColour"]["Red"]
+    colour = '[id*="catalog-filter"][id*="baseColour"]'
+    dash_duo.find_element(colour).click()
+    # the open menu's options (Dash draws them in a popover at the end of the page)
+    wait_for(lambda: any(e.text.strip() == f"Red ({red})"
+                         for e in dash_duo.find_elements("[role='option']")),
+             what=f"the colour filter offering Red ({red})")
+    dash_duo.driver.find_element_by_tag_name("body").click()
 
     # Open a product: its page, its similar products.
     target = dash_duo.find_elements("#catalog-grid .product-link")[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -271,7 +272,7 @@ def page_links(links: Any) -> list[tuple[str, str | None]]:
 
 def test_sync_catalog_control_change_resets_page_and_sets_url(shop: Shop) -> None:
     out = sync_catalog(shop, "control", "?page=3", "blue", "featured", {"gender": ["Men"]})
-    _, _, links, q, sort, filter_values, new_search = out
+    _, _, links, q, sort, filter_values, new_search, _ = out
     assert (q, sort) == ("blue", "featured")
     assert filter_values == [["Men"], [], []]
     assert new_search == "?q=blue&gender=Men"
@@ -295,10 +296,46 @@ def test_page_links_are_real_addresses(shop: Shop) -> None:
 def test_sync_catalog_url_change_drives_controls(shop: Shop) -> None:
     out = sync_catalog(shop, "url", "?q=red&baseColour=Red", "stale", "price-asc",
                        {"gender": ["Men"]})
-    _, _, _, q, sort, filter_values, new_search = out
+    _, _, _, q, sort, filter_values, new_search, _ = out
     assert (q, sort) == ("red", "featured")
     assert filter_values == [[], [], ["Red"]]
     assert new_search is no_update
+
+
+def brute_counts(shop: Shop, query: CatalogQuery, facet: str) -> dict[str, int]:
+    """A facet's counts the slow way: the results of the search and the other filters."""
+    others = tuple(f for f in query.filters if f[0] != facet)
+    total, _, _ = shop.matching(replace(query, filters=others, page=1), 1)
+    items = shop.matching(replace(query, filters=others, page=1), max(total, 1))[2]
+    found: dict[str, int] = {}
+    for item in items:
+        value = item.attrs.get(facet)
+        if value:
+            found[value] = found.get(value, 0) + 1
+    return found
+
+
+@pytest.mark.parametrize("query", [
+    CatalogQuery(),
+    CatalogQuery(q="red"),
+    CatalogQuery(filters=(("gender", ("Men",)),)),
+    CatalogQuery(q="classic", filters=(("gender", ("Men", "Women")), ("baseColour", ("Red",)))),
+    CatalogQuery(q="no-such-word"),
+], ids=["all", "search", "one-filter", "search-and-two-filters", "nothing"])
+def test_filter_counts_follow_the_current_results(shop: Shop, query: CatalogQuery) -> None:
+    counts = shop.facet_counts(query)
+    assert set(counts) == {f.name for f in shop.facets}
+    for facet in shop.facets:
+        want = brute_counts(shop, query, facet.name)
+        assert {v: n for v, n in counts[facet.name].items() if n} == want, facet.name
+    # in the page: labels carry the counts; values that would give nothing are disabled
+    out = sync_catalog(shop, "url", catalog_query_string(query), "", "featured", {})
+    for facet, options in zip(shop.facets, out[7], strict=True):
+        for option in options:
+            n = counts[facet.name][option["value"]]
+            assert option["label"] == f"{option['value']} ({n:,})"
+            assert option["disabled"] == (n == 0 and option["value"]
+                                          not in query.filter_values(facet.name))
 
 
 def test_match_labels_come_from_the_row_calibration() -> None:

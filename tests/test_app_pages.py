@@ -300,3 +300,27 @@ def test_dynamic_mode_offers_search_by_photo_on_the_catalog(fake_folder: Path) -
     assert "catalog-photo-search" in ids(render_page(with_photo.shop, with_photo.pages, "/").layout)
     static = create_app(fake_folder)
     assert "catalog-photo-search" not in ids(render_page(static.shop, static.pages, "/").layout)
+
+
+def test_version_1_folders_are_still_served(fake_folder: Path, tmp_path: Path) -> None:
+    """A folder written before recommendation rows (schema 1: one neighbours.json, no
+    calibration) gets its index derived and shows one row, without match labels."""
+    import shutil
+
+    old = tmp_path / "v1"
+    shutil.copytree(fake_folder, old, ignore=shutil.ignore_patterns("shop.sqlite",
+                                                                     "neighbours-*.json"))
+    meta = json.loads((old / "meta.json").read_text())
+    for key in ("rows", "whitening", "colour", "prefer"):
+        meta.pop(key, None)
+    meta["schema_version"] = 1
+    (old / "meta.json").write_text(json.dumps(meta))
+    shop = Shop(old)
+    assert [r.key for r in shop.rows] == ["similar"] and shop.rows[0].quantiles == ()
+    page = page_of(shop, "/product/p003")
+    words = texts(page)
+    assert "Looks like this" in words and "Same style, other colours" not in words
+    assert not [t for t in words if t.endswith(" match")]  # uncalibrated: no labels
+    cards = [i for i in ids(page) if isinstance(i, dict) and i.get("type") == "product-card"]
+    neighbours = json.loads((old / "neighbours.json").read_text())
+    assert [c["id"] for c in cards] == [n for n, _ in neighbours["p003"]]

@@ -25,7 +25,7 @@ from ..query import (
     parse_catalog_query,
 )
 from ..router import Head, Page, View
-from ..shop import Item, Shop
+from ..shop import Facet, Item, Shop
 
 PAGE_SIZE = 24
 SEARCHABLE_FROM = 12  # a filter with more values than this can be typed into
@@ -97,9 +97,19 @@ def photo_search_entry() -> html.Div:
     )
 
 
+def filter_options(facet: Facet, counts: dict[str, int], chosen: list[str]
+                   ) -> list[dict[str, Any]]:
+    """A facet's dropdown options with counts that follow the current results ("Red (12)");
+    values that would give nothing are shown disabled unless chosen."""
+    return [{"label": f"{v} ({counts.get(v, 0):,})", "value": v,
+             "disabled": counts.get(v, 0) == 0 and v not in chosen}
+            for v, _ in facet.options]
+
+
 def catalog_layout(shop: Shop, query: CatalogQuery, photo_search: bool = False) -> html.Div:
     """The whole catalog page for a query."""
     body, n_pages, page, count = catalog_results(shop, query)
+    counts = shop.facet_counts(query)
     filters = [
         dbc.Col(
             [
@@ -109,7 +119,7 @@ def catalog_layout(shop: Shop, query: CatalogQuery, photo_search: bool = False) 
                            htmlFor=dom_id(filter_id(f.name))),
                 dcc.Dropdown(
                     id=filter_id(f.name),
-                    options=[{"label": f"{v} ({n:,})", "value": v} for v, n in f.options],
+                    options=filter_options(f, counts[f.name], query.filter_values(f.name)),
                     value=query.filter_values(f.name), multi=True, placeholder=f.label,
                     className="catalog-filter",
                     # typing only helps with long lists; on a phone it opens the keyboard
@@ -250,7 +260,7 @@ def sync_catalog(
     Triggered by the URL (a page link, back/forward): controls follow the URL. Triggered
     by a control: the URL follows the controls, back on page 1. Returns (grid, count,
     page links, search text, sort, filter values per facet, new URL query string or
-    no_update).
+    no_update, options per facet).
     """
     choices = shop.filter_choices
     if trigger == "url":
@@ -263,7 +273,10 @@ def sync_catalog(
     new_search = no_update if trigger == "url" or query_string == current else query_string
     filter_values = [query.filter_values(f.name) for f in shop.facets]
     links = pagination(query, n_pages, shown_page)
-    return body, count, links, query.q, query.sort, filter_values, new_search
+    counts = shop.facet_counts(query)
+    options = [filter_options(f, counts[f.name], query.filter_values(f.name))
+               for f in shop.facets]
+    return body, count, links, query.q, query.sort, filter_values, new_search, options
 
 
 def register_callbacks(app: ShopDash, shop: Shop) -> None:
@@ -279,6 +292,7 @@ def register_callbacks(app: ShopDash, shop: Shop) -> None:
         Output({"type": "catalog-filter", "attr": ALL}, "value"),
         Output("catalog-url", "search"),
         Output("page-title", "data", allow_duplicate=True),
+        Output({"type": "catalog-filter", "attr": ALL}, "options"),
         Input("catalog-url", "search"),
         Input("catalog-search", "value"),
         Input("catalog-sort", "value"),
@@ -296,10 +310,13 @@ def register_callbacks(app: ShopDash, shop: Shop) -> None:
                           strict=False))
         result = sync_catalog(shop, trigger, url_search, q, sort, chosen)
         # Filter outputs follow the order of the filter components on the page.
+        attrs = filter_attributes(ctx.outputs_list[5])
         by_name = dict(zip(facet_names, result[5], strict=True))
-        shown = [by_name.get(a, []) for a in filter_attributes(ctx.outputs_list[5])]
+        shown = [by_name.get(a, []) for a in attrs]
+        options_of = dict(zip(facet_names, result[7], strict=True))
+        options = [options_of.get(a, []) for a in attrs]
         title = app.page_title(catalog_head(shop, CatalogQuery(q=result[3])))
-        return (*result[:5], shown, result[6], title)
+        return (*result[:5], shown, result[6], title, options)
 
     # New results after a page link: bring their top into view if it is above the screen.
     app.clientside_callback(
