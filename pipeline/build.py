@@ -247,6 +247,8 @@ def _features(
                 _, errors = embed_on_dask(
                     client, missing, opts.model, opts.weights, opts.seed, extractor.input_size,
                     opts.resize, opts.batch, on_shard=cache.save, progress=opts.progress,
+                    precision=extractor.identity.get("precision", "float32"),
+                    expected=extractor.identity,
                 )
         else:
             _, _, errors = embed_items(

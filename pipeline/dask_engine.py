@@ -6,6 +6,13 @@ batch size (so every model call sees the same batch as locally), and top-k runs 
 row blocks. Image bytes travel with the tasks, so workers need no shared filesystem;
 the model is loaded once per worker process and kept.
 
+Workers get the model from the client: for a Keras model file, the client asks every
+worker whether the file at its path has the client's sha256 (`model_status`) and sends
+the bytes once to those that lack it (`ensure_model_on_workers`; kept in the worker's
+local directory). Every task carries the client's model identity, and a worker whose
+model differs (other ImageNet weights in its Keras cache, a file it never received)
+fails with a `ModelError` naming the worker and the path.
+
 `pipeline.build` calls this module, never the other way round: the stages take plain
 arguments, not the build's options.
 """
@@ -13,6 +20,7 @@ arguments, not the build's options.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,6 +30,7 @@ import numpy as np
 
 from .features import EmbedItem, embed_items
 from .images import ResizePolicy
+from .models import ModelError, check_identity, file_sha256
 from .rows import RowInputs, RowRule, rows_top_k_block
 from .similarity import Metric, finish_scores
 
@@ -29,7 +38,8 @@ if TYPE_CHECKING:
     from distributed import Client
 
 CHUNK_BATCHES = 8  # model batches per Dask task
-_EXTRACTORS: dict[tuple[str, str, int], Any] = {}
+RECEIVED_MODELS = "lookalike-models"  # folder in a worker's local directory
+_EXTRACTORS: dict[tuple[str, str, int, str], Any] = {}
 _LOCK = threading.Lock()
 
 
@@ -64,14 +74,117 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         yield client
 
 
-def _worker_extractor(model: str, weights: str, seed: int) -> Any:
-    """The extractor of this worker process, loaded on first use and then kept."""
+def _this_worker(dask_worker: Any = None) -> Any:
+    """The worker this runs on: `client.run` passes it, a task asks `get_worker`; None
+    outside Dask (a test calling a task function directly)."""
+    if dask_worker is not None:
+        return dask_worker
+    from distributed import get_worker
+
+    try:
+        return get_worker()
+    except ValueError:
+        return None
+
+
+def _worker_name(dask_worker: Any = None) -> str:
+    worker = _this_worker(dask_worker)
+    return worker.address if worker is not None else "this process"
+
+
+def _received_path(sha256: str, name: str, dask_worker: Any = None) -> Path | None:
+    worker = _this_worker(dask_worker)
+    if worker is None:
+        return None
+    # the file keeps its name: the model identity's name is `file:<name>`
+    return Path(worker.local_directory) / RECEIVED_MODELS / sha256[:16] / name
+
+
+def model_status(path: str, sha256: str, dask_worker: Any = None) -> str:
+    """On a worker: `ok` when the file at `path` (or one received before) has `sha256`,
+    else `missing` or `differs`."""
+    received = _received_path(sha256, Path(path).name, dask_worker)
+    if received is not None and received.is_file():
+        return "ok"
+    if not os.path.isfile(path):
+        return "missing"
+    return "ok" if file_sha256(path) == sha256 else "differs"
+
+
+def receive_model(data: bytes, sha256: str, name: str, dask_worker: Any = None) -> str:
+    """On a worker (through `client.run`): keep the client's model file bytes, checked and
+    written atomically."""
+    import hashlib
+
+    where = _worker_name(dask_worker)
+    dest = _received_path(sha256, name, dask_worker)
+    if dest is None or hashlib.sha256(data).hexdigest() != sha256:
+        raise ModelError(f"{name}: {where} could not keep the client's model bytes")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+    return str(dest)
+
+
+def ensure_model_on_workers(client: Client, path: str | Path, upload: bool = True) -> dict:
+    """Check the model file on every worker by sha256 and send its bytes once to those
+    whose copy is missing or differs; {worker: 'ok' | 'received'}.
+
+    With `upload=False` a worker without the right file is a ModelError naming it.
+    """
+    path = str(path)
+    sha = file_sha256(path)
+    status = client.run(model_status, path, sha)
+    lacking = sorted(w for w, s in status.items() if s != "ok")
+    if lacking and not upload:
+        listed = ", ".join(f"{w} ({status[w]})" for w in lacking)
+        raise ModelError(
+            f"model file {path} (sha256 {sha[:12]}) is not on every Dask worker: {listed}"
+        )
+    if lacking:
+        client.run(receive_model, Path(path).read_bytes(), sha, Path(path).name,
+                   workers=lacking)
+    return {w: "received" if w in lacking else "ok" for w in status}
+
+
+def _worker_model_path(model: str, expected: dict[str, Any] | None) -> str:
+    """The model file this worker loads: its own copy at `model` when its sha256 is the
+    client's, else the copy the client sent; a ModelError naming the worker otherwise."""
+    sha = (expected or {}).get("weights_sha256")
+    if not (expected and expected.get("name", "").startswith("file:")) or not sha:
+        return model
+    received = _received_path(sha, Path(model).name)
+    if received is not None and received.is_file():
+        return str(received)
+    state = model_status(model, sha)
+    if state != "ok":
+        raise ModelError(
+            f"model file {model} {state} on Dask worker {_worker_name()} (the client's has "
+            f"sha256 {sha[:12]}); let the build send it, or copy it to the same path"
+        )
+    return model
+
+
+def _worker_extractor(
+    model: str, weights: str, seed: int, precision: str = "float32",
+    expected: dict[str, Any] | None = None,
+) -> Any:
+    """The extractor of this worker process, loaded on first use, checked against the
+    client's identity `expected`, and then kept."""
     from .models import load_extractor
 
-    key = (model, weights, seed)
+    path = _worker_model_path(model, expected)
+    key = (path, weights, seed, precision)
     with _LOCK:
         if key not in _EXTRACTORS:
-            _EXTRACTORS[key] = load_extractor(model, weights, seed)
+            extractor = load_extractor(path, weights, seed, precision)
+            if expected is not None:
+                try:
+                    check_identity(expected, extractor.identity)
+                except ModelError as e:
+                    raise ModelError(f"Dask worker {_worker_name()}, {model}: {e}") from None
+            _EXTRACTORS[key] = extractor
         return _EXTRACTORS[key]
 
 
@@ -83,10 +196,12 @@ def embed_chunk(
     size: tuple[int, int],
     policy: ResizePolicy,
     batch: int,
+    precision: str = "float32",
+    expected: dict[str, Any] | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, str]]:
     """Task: embed (sha256, image bytes) pairs on a worker; (shas, features, colours,
     errors)."""
-    extractor = _worker_extractor(model, weights, seed)
+    extractor = _worker_extractor(model, weights, seed, precision, expected)
     items = [EmbedItem(sha, data) for sha, data in chunk]
     out, colours, errors = embed_items(items, extractor.embed, size, policy, batch)
     shas = [it.sha256 for it in items if it.sha256 in out]
@@ -106,15 +221,23 @@ def embed_on_dask(
     batch: int,
     on_shard: Callable[[list[str], np.ndarray, np.ndarray], None] | None = None,
     progress: bool = True,
+    precision: str = "float32",
+    expected: dict[str, Any] | None = None,
+    upload: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Embed images on the cluster, a bounded number of chunks in flight at a time.
 
-    Each worker loads `load_extractor(model, weights, seed)` once; chunks are whole
-    batches of `batch` images, so every model call sees the batch a local run would.
+    Each worker loads `load_extractor(model, weights, seed, precision)` once and checks it
+    against `expected` (the client's extractor identity); a model file is first checked by
+    sha256 on every worker and sent where it is missing or differs (`upload=False`: a
+    ModelError instead). Chunks are whole batches of `batch` images, so every model call
+    sees the batch a local run would.
     """
     from distributed import as_completed
     from tqdm import tqdm
 
+    if expected is not None and expected.get("name", "").startswith("file:"):
+        ensure_model_on_workers(client, model, upload)
     chunk_len = batch * CHUNK_BATCHES
     chunks = [items[i : i + chunk_len] for i in range(0, len(items), chunk_len)]
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
@@ -123,7 +246,8 @@ def embed_on_dask(
     def submit(chunk: Sequence[EmbedItem]) -> Any:
         payload = [(it.sha256, Path(it.source).read_bytes()) for it in chunk]
         return client.submit(
-            embed_chunk, payload, model, weights, seed, size, policy, batch, pure=False
+            embed_chunk, payload, model, weights, seed, size, policy, batch, precision,
+            expected, pure=False,
         )
 
     out: dict[str, np.ndarray] = {}

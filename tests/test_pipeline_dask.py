@@ -105,3 +105,55 @@ def test_unreachable_scheduler_is_a_one_line_error(tiny_model: Path, tmp_path: P
     assert code == 1
     assert err.startswith("error: cannot reach Dask scheduler tcp://127.0.0.1:1")
     assert "\n" not in err
+
+
+def test_workers_get_the_model_file_from_the_client(
+    cluster, tiny_model: Path, tmp_path: Path, monkeypatch
+):
+    """A relative --model path the workers cannot see (their working folder is another)
+    stands for a worker machine without the file: the build sends the bytes once."""
+    from distributed import Client
+
+    from pipeline.dask_engine import ensure_model_on_workers, model_status
+    from pipeline.models import ModelError, file_sha256
+
+    catalog = make_catalog(tmp_path / "catalog", n_variants=1)
+    here = tmp_path / "client"
+    here.mkdir()
+    (here / "tiny.keras").write_bytes(tiny_model.read_bytes())
+    monkeypatch.chdir(here)  # the workers keep the folder they were started in
+    with Client(cluster) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+        status = client.run(model_status, "tiny.keras", file_sha256("tiny.keras"))
+        assert status == {w: "missing" for w in workers}
+        with pytest.raises(ModelError) as e:
+            ensure_model_on_workers(client, "tiny.keras", upload=False)
+        assert "model file tiny.keras" in str(e.value)
+        assert all(f"{w} (missing)" in str(e.value) for w in workers)
+        assert client.run(model_status, str(tiny_model), "0" * 64) == {
+            w: "differs" for w in workers}
+    common = dict(catalog=catalog, model="tiny.keras", k=3, batch=4, progress=False)
+    local = build(BuildOptions(out=tmp_path / "local", cache_dir=tmp_path / "c1", **common))
+    dask = build(BuildOptions(out=tmp_path / "dask", cache_dir=tmp_path / "c2", engine="dask",
+                              scheduler=cluster.scheduler_address, **common))
+    assert dask.embedded_now == local.embedded_now == 12
+    for name in ("products.json", "neighbours.json", "embeddings.npy"):
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    with Client(cluster) as client:  # kept: a second build sends nothing
+        assert ensure_model_on_workers(client, "tiny.keras") == {w: "ok" for w in workers}
+
+
+def test_a_worker_with_another_model_is_a_clear_error(cluster, tiny_model: Path, tmp_path: Path):
+    from distributed import Client
+
+    from pipeline.dask_engine import embed_on_dask
+    from pipeline.features import EmbedItem
+    from pipeline.models import ModelError, load_extractor
+
+    catalog = make_catalog(tmp_path / "catalog", n_variants=1)
+    expected = dict(load_extractor(str(tiny_model)).identity, weights_sha256="0" * 64)
+    items = [EmbedItem(p.name, p) for p in sorted((catalog / "images").iterdir())]
+    with Client(cluster) as client, pytest.raises(ModelError) as e:
+        embed_on_dask(client, items, str(tiny_model), "imagenet", 0, (32, 32), "pad", 4,
+                      progress=False, expected=expected)
+    assert f"model file {tiny_model} differs on Dask worker tcp://127.0.0.1:" in str(e.value)
