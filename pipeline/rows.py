@@ -29,7 +29,17 @@ from typing import Any
 import numpy as np
 
 from .precomputed import score_percentile as percentile  # noqa: F401 - re-exported
-from .similarity import Metric, _codes, block_scores, finish_scores, prepare_features, top_k_block
+from .similarity import (
+    Metric,
+    _codes,
+    blas_tolerance,
+    block_scores,
+    candidate_columns,
+    finish_scores,
+    pair_scores,
+    prepare_features,
+    top_k_of_candidates,
+)
 
 SIMILAR, OTHER_COLOURS = "similar", "other_colours"
 ROW_TITLES = {SIMILAR: "Looks like this", OTHER_COLOURS: "Same style, other colours"}
@@ -83,14 +93,17 @@ class RowRule:
             max_colour=entry.get("max_colour"),
         )
 
-    def scores(self, shape: np.ndarray, colour: np.ndarray | None) -> np.ndarray:
-        """The row's scores from shape and colour similarities (excluded: -inf)."""
+    def scores(
+        self, shape: np.ndarray, colour: np.ndarray | None, slack: float = 0.0
+    ) -> np.ndarray:
+        """The row's scores from shape and colour similarities (excluded: -inf); `slack`
+        loosens the colour filter (candidates for exact re-scoring)."""
         if self.colour == 0 or colour is None:
             s = shape.astype(np.float32, copy=True)
         else:
             s = (self.shape * shape + self.colour * colour).astype(np.float32)
         if self.max_colour is not None and colour is not None:
-            s[colour > self.max_colour] = -np.inf
+            s[colour > self.max_colour + slack] = -np.inf
         return s
 
 
@@ -175,22 +188,32 @@ def rows_top_k_block(
     """Top-k of query rows [start, stop) for every rule: [(indices, scores)] in rule order.
 
     The shape block is computed once and shared by the rules; scores are the rules' own
-    ('higher is closer'; `finish_scores` turns Euclidean ones into distances).
+    ('higher is closer'; `finish_scores` turns Euclidean ones into distances). The block's
+    float32 matmul only picks candidates (`candidate_columns`); they are ranked by exact
+    scores (`pair_scores`), so every engine and BLAS gives the same bytes.
     """
     s_shape = block_scores(shape, sq_norms, start, stop, metric)
-    s_colour = None
-    if colour is not None and any(r.colour or r.max_colour is not None for r in rules):
-        s_colour = colour[start:stop] @ colour.T
+    uses_colour = colour is not None and any(r.colour or r.max_colour is not None for r in rules)
+    s_colour = colour[start:stop] @ colour.T if uses_colour else None
     same = None
     if prefer_codes is not None:
         same = prefer_codes[start:stop, None] == prefer_codes[None, :]
+    tolerance = blas_tolerance(sq_norms)
     out = []
     for rule in rules:
-        s = rule.scores(s_shape, s_colour)
-        idx, _ = top_k_block(prefer_bonus(s, same, margin), start, k, group_codes, dup_codes)
-        rows = np.arange(len(idx))[:, None]
-        picked = np.where(idx >= 0, s[rows, np.maximum(idx, 0)], np.nan).astype(np.float32)
-        out.append((idx, picked))
+        loose = prefer_bonus(rule.scores(s_shape, s_colour, tolerance), same, margin)
+        cand = candidate_columns(loose, start, k, tolerance, group_codes, dup_codes)
+        exact_colour = pair_scores(colour, start, cand, "cosine") if uses_colour else None
+        exact = rule.scores(pair_scores(shape, start, cand, metric), exact_colour)
+        if same is not None:
+            same_cand = prefer_codes[start:stop, None] == prefer_codes[np.maximum(cand, 0)]
+            ranking = prefer_bonus(exact, same_cand, margin)
+        else:
+            ranking = exact
+        idx, _ = top_k_of_candidates(cand, ranking, k)
+        pos = np.argmax(cand[:, None, :] == idx[:, :, None], axis=2)  # idx's place in cand
+        picked = np.take_along_axis(exact, pos, axis=1)
+        out.append((idx, np.where(idx >= 0, picked, np.nan).astype(np.float32)))
     return out
 
 

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 Metric = Literal["cosine", "euclidean"]
 METRICS: tuple[str, ...] = ("cosine", "euclidean")
 DEFAULT_BLOCK = 1024
+RESCORE_EXTRA = 8  # candidates beyond k taken from a block for exact re-scoring
+# Block scores come from a float32 matmul whose rounding depends on the BLAS kernel and its
+# thread count (a Dask worker with 1 thread vs the client with 2 differ in the 7th digit).
+# Every column within this much of a row's k-th best block score is re-scored exactly, so
+# the result is the same on any engine while the matmul's error stays below half of it.
+BLAS_TOLERANCE = 1e-4
 PAIRWISE_MAX_BYTES = 2 * 1024**3  # default cap for the full DataFrame (float64 cells)
 
 
@@ -52,50 +58,116 @@ def block_scores(
     return s
 
 
-def top_k_block(
-    scores: np.ndarray,
-    start: int,
-    k: int,
-    group_codes: np.ndarray | None = None,
-    dup_codes: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of one block of scores (rows are queries start.., columns all products).
-
-    Self, products with a byte-identical image (same dup code) and, with groups,
-    products of another group are excluded. Ties go to the lower index (= lower id, as
-    rows are sorted by id). Returns (indices, scores) padded with -1 / nan when fewer
-    than k candidates exist.
-    """
-    s = np.array(scores, dtype=np.float32, copy=True)
-    b, n = s.shape
+def _exclude(
+    s: np.ndarray, start: int, group_codes: np.ndarray | None, dup_codes: np.ndarray | None
+) -> None:
+    """Set self, same-image and (with groups) other-group columns of a block to -inf."""
+    b = len(s)
     rows = np.arange(b)
     s[rows, start + rows] = -np.inf
     if dup_codes is not None:
         s[dup_codes[start : start + b, None] == dup_codes[None, :]] = -np.inf
     if group_codes is not None:
         s[group_codes[start : start + b, None] != group_codes[None, :]] = -np.inf
+
+
+def candidate_columns(
+    scores: np.ndarray,
+    start: int,
+    k: int,
+    tolerance: float,
+    group_codes: np.ndarray | None = None,
+    dup_codes: np.ndarray | None = None,
+) -> np.ndarray:
+    """Columns of each block row whose score is within `tolerance` of the row's k-th best,
+    as a (rows, width) index array padded with -1. Self, products with a byte-identical
+    image (same dup code) and, with groups, products of another group are excluded.
+
+    When the block's scores are within tolerance/2 of exact ones, the exact top-k of every
+    row is among its candidates, whatever rounding produced the block.
+    """
+    s = np.array(scores, dtype=np.float32, copy=True)
+    b, n = s.shape
+    _exclude(s, start, group_codes, dup_codes)
     kk = min(k, n - 1) if n > 1 else 0
+    if kk <= 0:
+        return np.full((b, 0), -1, dtype=np.int64)
+    m = min(kk + RESCORE_EXTRA, n)
+    part = np.argpartition(-s, m - 1, axis=1)[:, :m]
+    vals = np.take_along_axis(s, part, axis=1)
+    kth = -np.partition(-vals, kk - 1, axis=1)[:, kk - 1]
+    threshold = np.where(np.isfinite(kth), kth - np.float32(tolerance), -np.float32(np.inf))
+    keep = (vals >= threshold[:, None]) & np.isfinite(vals)
+    within = ((s >= threshold[:, None]) & np.isfinite(s)).sum(axis=1)
+    rows: list[np.ndarray] = [part[r, keep[r]] for r in range(b)]
+    for r in np.flatnonzero(within > keep.sum(axis=1)):  # more near-ties than were taken
+        rows[r] = np.flatnonzero((s[r] >= threshold[r]) & np.isfinite(s[r]))
+    out = np.full((b, max(map(len, rows), default=0)), -1, dtype=np.int64)
+    for r, cols in enumerate(rows):
+        out[r, : len(cols)] = cols
+    return out
+
+
+def pair_scores(
+    features: np.ndarray, start: int, columns: np.ndarray, metric: Metric
+) -> np.ndarray:
+    """Exact 'higher is closer' scores of query rows start.. against their `columns` (-1:
+    nan), summed in float64 element by element: the same bits on any machine and engine."""
+    b, width = columns.shape
+    q = np.asarray(features[start : start + b], dtype=np.float64)
+    out = np.full((b, width), np.nan, dtype=np.float64)
+    for j in range(width):
+        ok = columns[:, j] >= 0
+        y = np.asarray(features[columns[ok, j]], dtype=np.float64)
+        if metric == "cosine":
+            out[ok, j] = (q[ok] * y).sum(axis=1)
+        else:
+            out[ok, j] = -((q[ok] - y) ** 2).sum(axis=1)
+    return out
+
+
+def top_k_of_candidates(
+    columns: np.ndarray, scores: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of each row's candidate `columns` by their exact float32 `scores` (-inf or
+    nan: excluded). Ties go to the lower column (= lower id, as rows are sorted by id);
+    rows with fewer than k candidates are padded with -1 / nan."""
+    b = len(columns)
+    s = np.where(np.isnan(scores) | (columns < 0), -np.inf, scores).astype(np.float32)
+    key = np.where(columns < 0, np.iinfo(np.int64).max, columns)
+    order = np.lexsort((key, -s), axis=1)[:, :k]
     idx = np.full((b, k), -1, dtype=np.int64)
     out = np.full((b, k), np.nan, dtype=np.float32)
-    if kk <= 0:
-        return idx, out
-    # k-th largest value per row. Rows where exactly kk values reach it (the usual case)
-    # take the argpartition result; rows with ties at the boundary are sorted exactly.
-    part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-    vals = np.take_along_axis(s, part, axis=1)
-    kth = vals.min(axis=1)
-    at_least = (s >= kth[:, None]).sum(axis=1)
-    clean = np.isfinite(kth) & (at_least == kk)
-    order = np.lexsort((part, -vals), axis=1)
-    idx[clean, :kk] = np.take_along_axis(part, order, axis=1)[clean]
-    out[clean, :kk] = np.take_along_axis(vals, order, axis=1)[clean]
-    for r in np.flatnonzero(~clean):
-        finite = np.isfinite(s[r])
-        cand = np.flatnonzero(s[r] >= kth[r]) if np.isfinite(kth[r]) else np.flatnonzero(finite)
-        chosen = cand[np.lexsort((cand, -s[r, cand]))[:kk]]
-        idx[r, : len(chosen)] = chosen
-        out[r, : len(chosen)] = s[r, chosen]
+    best = np.take_along_axis(s, order, axis=1)
+    found = np.isfinite(best)
+    width = order.shape[1]
+    idx[:, :width] = np.where(found, np.take_along_axis(columns, order, axis=1), -1)
+    out[:, :width] = np.where(found, best, np.nan)
     return idx, out
+
+
+def blas_tolerance(sq_norms: np.ndarray | None) -> float:
+    """`BLAS_TOLERANCE` on the scale of the scores: Euclidean ones (and the matmul's error)
+    grow with the squared norms."""
+    return BLAS_TOLERANCE * (1.0 if sq_norms is None or not len(sq_norms)
+                             else max(1.0, float(sq_norms.max())))
+
+
+def exact_top_k_block(
+    block: np.ndarray,
+    features: np.ndarray,
+    start: int,
+    k: int,
+    metric: Metric,
+    tolerance: float,
+    group_codes: np.ndarray | None = None,
+    dup_codes: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of one block of scores (rows are queries start.., columns all products): the
+    block's matmul scores only choose candidates; they are ranked and returned by exact
+    scores, the same bits on every engine. Returns (indices, scores) padded with -1 / nan."""
+    cand = candidate_columns(block, start, k, tolerance, group_codes, dup_codes)
+    return top_k_of_candidates(cand, pair_scores(features, start, cand, metric), k)
 
 
 def finish_scores(scores: np.ndarray, metric: Metric) -> np.ndarray:
@@ -139,6 +211,7 @@ def top_k_neighbours(
     n = len(x)
     gcodes = _codes(groups, n)
     dcodes = _codes(duplicate_keys, n)
+    tolerance = blas_tolerance(sq)
     idx = np.full((n, k), -1, dtype=np.int64)
     scores = np.full((n, k), np.nan, dtype=np.float32)
     starts = range(0, n, block)
@@ -149,7 +222,8 @@ def top_k_neighbours(
     for start in starts:
         stop = min(start + block, n)
         s = block_scores(x, sq, start, stop, metric)
-        idx[start:stop], scores[start:stop] = top_k_block(s, start, k, gcodes, dcodes)
+        idx[start:stop], scores[start:stop] = exact_top_k_block(
+            s, x, start, k, metric, tolerance, gcodes, dcodes)
     return idx, finish_scores(scores, metric)
 
 
