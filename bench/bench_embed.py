@@ -6,8 +6,14 @@ Prints, all measured in this run on this machine:
   of that limit (target >= 85%);
 - the tutorial's one-image-per-`predict` loop (keras load_img per file) and the ratio.
 
+With `--precision bfloat16` (or `auto`) it instead compares float32 with that precision in
+one run: decode time alone, model time alone (on the decoded batches) and end to end
+(`embed_items`, decode overlapped), and prints the ratio end to end; `--model` picks
+vgg16 (default) or a .keras file such as ../shared's MobileNet.
+
 Weights are random (ImageNet weights cannot be downloaded here); speed does not depend
 on them. Usage: python bench/bench_embed.py [--images 96] [--naive 16] [--batch 32]
+       python bench/bench_embed.py --precision bfloat16 [--model vgg16|FILE.keras]
 """
 
 from __future__ import annotations
@@ -94,13 +100,62 @@ def pipeline_rate(extractor, paths: list[Path], batch: int) -> float:
     return len(paths) / elapsed
 
 
+def precision_times(extractor, paths: list[Path], batch: int) -> tuple[float, float, float]:
+    """(decode s, model s, end-to-end s) of one extractor over the photos."""
+    from pipeline.features import EmbedItem, decoded_batches
+
+    items = [EmbedItem(f"{i}", p) for i, p in enumerate(paths)]
+    t = time.perf_counter()
+    batches = [arr for _, arr, _, _ in decoded_batches(items, extractor.input_size, "pad",
+                                                       batch)]
+    decode = time.perf_counter() - t
+    extractor.embed(batches[0])  # warm-up (graph build)
+    t = time.perf_counter()
+    for arr in batches:
+        extractor.embed(arr)
+    model = time.perf_counter() - t
+    return decode, model, len(paths) / pipeline_rate(extractor, paths, batch)
+
+
+def compare_precisions(model: str, precision: str, paths: list[Path], batch: int) -> None:
+    """Print float32 against `precision` for one model, measured in this run."""
+    from bench_first_paint import cpu_line
+
+    from pipeline.models import load_extractor, resolve_precision
+
+    other = resolve_precision(precision)
+    print(cpu_line())
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
+          "(the machine may be shared with other work)")
+    times = {}
+    for name in dict.fromkeys(("float32", other)):
+        extractor = load_extractor(model, weights="random", precision=name)
+        times[name] = precision_times(extractor, paths, batch)
+        decode, model_s, end = times[name]
+        n = len(paths)
+        print(f"{model} {name:8s}: decode {n / decode:7.1f} img/s, model {n / model_s:7.2f} "
+              f"img/s, end to end {n / end:7.2f} img/s ({n} photos of 800x1000, batch {batch})")
+    if other != "float32":
+        ratio = times["float32"][2] / times[other][2]
+        model_ratio = times["float32"][1] / times[other][1]
+        print(f"{other}/float32: {ratio:.2f}x end to end, {model_ratio:.2f}x model alone")
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=96)
     ap.add_argument("--naive", type=int, default=16, help="images for the slow naive loop")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--precision", choices=("auto", "bfloat16", "float32"),
+                    help="compare float32 with this precision instead")
+    ap.add_argument("--model", default="vgg16", help="with --precision: vgg16 or a .keras file")
     args = ap.parse_args()
+    if args.precision:
+        with tempfile.TemporaryDirectory() as tmp:
+            compare_precisions(args.model, args.precision, make_photos(Path(tmp), args.images),
+                               args.batch)
+        return
 
     from pipeline.models import load_extractor
 
