@@ -14,6 +14,7 @@ vgg16 (default) or a .keras file such as ../shared's MobileNet.
 Weights are random (ImageNet weights cannot be downloaded here); speed does not depend
 on them. Usage: python bench/bench_embed.py [--images 96] [--naive 16] [--batch 32]
        python bench/bench_embed.py --precision bfloat16 [--model vgg16|FILE.keras]
+       python bench/bench_embed.py --quality  (bfloat16's quality gate on fashion-small-2k)
 """
 
 from __future__ import annotations
@@ -141,6 +142,34 @@ def compare_precisions(model: str, precision: str, paths: list[Path], batch: int
         print(f"{other}/float32: {ratio:.2f}x end to end, {model_ratio:.2f}x model alone")
 
 
+def quality_gate(out: Path) -> None:
+    """Build fashion-small-2k with the shared MobileNet in float32 and bfloat16 (default
+    options, k=10) and print the top-10 overlap per row and articleType precision@5."""
+    import json
+
+    from pipeline.build import BuildOptions, build
+    from pipeline.evaluate import evaluate
+
+    fashion = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-small-2k"
+    model = fashion.parents[1] / "models" / "mobilenet-v1-imagenet-dw13-gap.keras"
+    folders = {}
+    for precision in ("float32", "bfloat16"):
+        folders[precision] = out / precision
+        t = time.perf_counter()
+        build(BuildOptions(catalog=fashion / "images", metadata=fashion / "styles.csv",
+                           title_column="productDisplayName", model=str(model),
+                           out=folders[precision], cache_dir=out / "cache", k=10,
+                           progress=False, precision=precision))
+        p5 = evaluate(folders[precision], "articleType", k=5).precision_at_k
+        print(f"{precision:8s}: build {time.perf_counter() - t:5.1f} s, "
+              f"articleType precision@5 {p5:.4f}")
+    for name in sorted(p.name for p in folders["float32"].glob("neighbours*.json")):
+        a, b = (json.loads((folders[x] / name).read_text()) for x in ("float32", "bfloat16"))
+        overlap = [len({n for n, _ in a[p]} & {n for n, _ in b[p]}) / max(len(a[p]), 1)
+                   for p in a]
+        print(f"{name}: top-10 overlap bfloat16 vs float32 {sum(overlap) / len(overlap):.4f}")
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -150,7 +179,13 @@ def main() -> None:
     ap.add_argument("--precision", choices=("auto", "bfloat16", "float32"),
                     help="compare float32 with this precision instead")
     ap.add_argument("--model", default="vgg16", help="with --precision: vgg16 or a .keras file")
+    ap.add_argument("--quality", action="store_true",
+                    help="bfloat16's quality gate on fashion-small-2k (needs ../shared)")
     args = ap.parse_args()
+    if args.quality:
+        with tempfile.TemporaryDirectory() as tmp:
+            quality_gate(Path(tmp))
+        return
     if args.precision:
         with tempfile.TemporaryDirectory() as tmp:
             compare_precisions(args.model, args.precision, make_photos(Path(tmp), args.images),
