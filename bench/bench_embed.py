@@ -95,7 +95,8 @@ def pipeline_rate(extractor, paths: list[Path], batch: int) -> float:
     extractor.embed(np.zeros((batch, 224, 224, 3), np.uint8))  # warm-up (graph build)
     items = [EmbedItem(f"{i}", p) for i, p in enumerate(paths)]
     t = time.perf_counter()
-    out, errors = embed_items(items, extractor.embed, extractor.input_size, "pad", batch)
+    out, _colours, errors = embed_items(items, extractor.embed, extractor.input_size, "pad",
+                                        batch)
     elapsed = time.perf_counter() - t
     assert len(out) == len(paths) and not errors
     return len(paths) / elapsed
