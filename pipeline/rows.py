@@ -30,12 +30,14 @@ import numpy as np
 
 from .precomputed import score_percentile as percentile  # noqa: F401 - re-exported
 from .similarity import (
+    RESCORE_EXTRA,
     Metric,
     _codes,
     blas_tolerance,
     block_scores,
     candidate_columns,
     finish_scores,
+    padded,
     pair_scores,
     prepare_features,
     top_k_of_candidates,
@@ -171,6 +173,35 @@ def prefer_bonus(
     return np.where(same, scores + np.float32(margin), scores)
 
 
+def _uses_colour(rules: Sequence[RowRule], colour: np.ndarray | None) -> bool:
+    return colour is not None and any(r.colour or r.max_colour is not None for r in rules)
+
+
+def _exact_rows(
+    rule: RowRule,
+    shape: np.ndarray,
+    colour: np.ndarray | None,
+    start: int,
+    cand: np.ndarray,
+    k: int,
+    metric: Metric,
+    prefer_codes: np.ndarray | None,
+    margin: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of rows start.. among their candidate columns, ranked by exact scores (with
+    the prefer bonus); returns (indices, the rule's own scores)."""
+    exact_colour = pair_scores(colour, start, cand, "cosine") if colour is not None else None
+    exact = rule.scores(pair_scores(shape, start, cand, metric), exact_colour)
+    ranking = exact
+    if prefer_codes is not None:
+        same = prefer_codes[start : start + len(cand), None] == prefer_codes[np.maximum(cand, 0)]
+        ranking = prefer_bonus(exact, same, margin)
+    idx, _ = top_k_of_candidates(cand, ranking, k)
+    pos = np.argmax(cand[:, None, :] == idx[:, :, None], axis=2)  # idx's place in cand
+    picked = np.take_along_axis(exact, pos, axis=1)
+    return idx, np.where(idx >= 0, picked, np.nan).astype(np.float32)
+
+
 def rows_top_k_block(
     rules: Sequence[RowRule],
     shape: np.ndarray,
@@ -193,7 +224,7 @@ def rows_top_k_block(
     scores (`pair_scores`), so every engine and BLAS gives the same bytes.
     """
     s_shape = block_scores(shape, sq_norms, start, stop, metric)
-    uses_colour = colour is not None and any(r.colour or r.max_colour is not None for r in rules)
+    uses_colour = _uses_colour(rules, colour)
     s_colour = colour[start:stop] @ colour.T if uses_colour else None
     same = None
     if prefer_codes is not None:
@@ -203,18 +234,71 @@ def rows_top_k_block(
     for rule in rules:
         loose = prefer_bonus(rule.scores(s_shape, s_colour, tolerance), same, margin)
         cand = candidate_columns(loose, start, k, tolerance, group_codes, dup_codes)
-        exact_colour = pair_scores(colour, start, cand, "cosine") if uses_colour else None
-        exact = rule.scores(pair_scores(shape, start, cand, metric), exact_colour)
-        if same is not None:
-            same_cand = prefer_codes[start:stop, None] == prefer_codes[np.maximum(cand, 0)]
-            ranking = prefer_bonus(exact, same_cand, margin)
-        else:
-            ranking = exact
-        idx, _ = top_k_of_candidates(cand, ranking, k)
-        pos = np.argmax(cand[:, None, :] == idx[:, :, None], axis=2)  # idx's place in cand
-        picked = np.take_along_axis(exact, pos, axis=1)
-        out.append((idx, np.where(idx >= 0, picked, np.nan).astype(np.float32)))
+        out.append(_exact_rows(rule, shape, colour if uses_colour else None, start, cand, k,
+                               metric, prefer_codes, margin))
     return out
+
+
+class _Running:
+    """Each row's m best (block score, column) pairs seen so far, merged block by block."""
+
+    def __init__(self, n: int, m: int) -> None:
+        self.m = m
+        self.vals = np.full((n, m), -np.inf, dtype=np.float32)
+        self.cols = np.full((n, m), -1, dtype=np.int64)
+
+    def merge(self, row0: int, col0: int, block: np.ndarray) -> None:
+        """Fold a block of scores (rows row0.., columns col0..) into the rows' best m."""
+        b_r, b_c = block.shape
+        m = self.m
+        if b_c > m:
+            part = np.argpartition(-block, m - 1, axis=1)[:, :m]
+            vals, cols = np.take_along_axis(block, part, axis=1), part + col0
+        else:
+            vals, cols = block, np.broadcast_to(np.arange(col0, col0 + b_c), block.shape)
+        rows = slice(row0, row0 + b_r)
+        all_vals = np.concatenate([self.vals[rows], vals], axis=1)
+        all_cols = np.concatenate([self.cols[rows], cols], axis=1)
+        keep = np.argpartition(-all_vals, m - 1, axis=1)[:, :m]
+        self.vals[rows] = np.take_along_axis(all_vals, keep, axis=1)
+        self.cols[rows] = np.take_along_axis(all_cols, keep, axis=1)
+
+    def candidates(self, start: int, stop: int, k: int, tolerance: float) -> tuple[
+        list[np.ndarray], np.ndarray
+    ]:
+        """Rows' candidates within `tolerance` of their k-th best, and the rows whose m kept
+        pairs were all that close (more may have been dropped: scan them whole)."""
+        vals, cols = self.vals[start:stop], self.cols[start:stop]
+        kth = -np.partition(-vals, k - 1, axis=1)[:, k - 1]
+        threshold = np.where(np.isfinite(kth), kth - np.float32(tolerance), -np.inf)
+        keep = (vals >= threshold[:, None]) & np.isfinite(vals)
+        lowest = vals.min(axis=1)
+        unsure = np.flatnonzero(np.isfinite(lowest) & (lowest >= threshold))
+        return [cols[r, keep[r]] for r in range(len(vals))], unsure
+
+
+def _pair_block(
+    rule: RowRule,
+    s_shape: np.ndarray,
+    s_colour: np.ndarray | None,
+    inputs: RowInputs,
+    rows: slice,
+    cols: slice,
+    margin: float,
+    tolerance: float,
+) -> np.ndarray:
+    """A rule's ranking scores of block (rows, cols) with exclusions set to -inf."""
+    same = None
+    if inputs.prefer_codes is not None:
+        same = inputs.prefer_codes[rows, None] == inputs.prefer_codes[None, cols]
+    r = prefer_bonus(rule.scores(s_shape, s_colour, tolerance), same, margin)
+    if rows == cols:
+        np.fill_diagonal(r, -np.inf)
+    if inputs.dup_codes is not None:
+        r[inputs.dup_codes[rows, None] == inputs.dup_codes[None, cols]] = -np.inf
+    if inputs.group_codes is not None:
+        r[inputs.group_codes[rows, None] != inputs.group_codes[None, cols]] = -np.inf
+    return r
 
 
 @dataclass
@@ -254,26 +338,69 @@ def rows_top_k(
     block: int = 1024,
     progress: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Exact top-k of every product for every rule, in row blocks (peak O(block x N))."""
+    """Exact top-k of every product for every rule (peak O(N x (k + extra) + block^2)).
+
+    Every rule is symmetric (cosines, the colour filter, the prefer bonus, groups and
+    duplicates), so each pair of row blocks is multiplied once and scanned both ways: half
+    the matmul of one block of rows against everything. Candidates are then ranked by
+    exact scores, as in `rows_top_k_block` (the Dask engine's path): the same bytes.
+    """
     n = len(inputs.shape)
+    kk = min(k, n - 1)
     out = [
         (np.full((n, k), -1, dtype=np.int64), np.full((n, k), np.nan, dtype=np.float32))
         for _ in rules
     ]
-    starts: Any = range(0, n, block)
+    if kk < 1:
+        return [(idx, finish_scores(scores, metric)) for idx, scores in out]
+    uses_colour = _uses_colour(rules, inputs.colour)
+    colour = inputs.colour if uses_colour else None
+    tolerance = blas_tolerance(inputs.sq_norms)
+    running = [_Running(n, min(kk + RESCORE_EXTRA, n)) for _ in rules]
+    starts = list(range(0, n, block))
+    pairs: Any = [(i, j) for i in starts for j in starts if j >= i]
     if progress:
         from tqdm import tqdm
 
-        starts = tqdm(starts, desc="similarity", unit="block", total=-(-n // block))
+        pairs = tqdm(pairs, desc="similarity", unit="block pair")
+    for i0, j0 in pairs:
+        rows, cols = slice(i0, min(i0 + block, n)), slice(j0, min(j0 + block, n))
+        s_shape = block_scores(inputs.shape, inputs.sq_norms, rows.start, rows.stop, metric,
+                               cols)
+        s_colour = colour[rows] @ colour[cols].T if colour is not None else None
+        for rule, best in zip(rules, running, strict=True):
+            r = _pair_block(rule, s_shape, s_colour, inputs, rows, cols, margin, tolerance)
+            best.merge(i0, j0, r)
+            if j0 != i0:
+                best.merge(j0, i0, np.ascontiguousarray(r.T))
     for start in starts:
         stop = min(start + block, n)
-        found = rows_top_k_block(
-            rules, inputs.shape, inputs.sq_norms, inputs.colour, start, stop, k, metric,
-            inputs.group_codes, inputs.dup_codes, inputs.prefer_codes, margin,
-        )
-        for (idx, scores), (bi, bs) in zip(out, found, strict=True):
-            idx[start:stop], scores[start:stop] = bi, bs
+        for rule, best, (idx, scores) in zip(rules, running, out, strict=True):
+            cands, unsure = best.candidates(start, stop, kk, tolerance)
+            for r in unsure:  # near-ties beyond the kept pairs: this row against all
+                (full,) = _row_candidates(rule, inputs, start + r, k, metric,
+                                          margin, tolerance)
+                cands[r] = full
+            idx[start:stop], scores[start:stop] = _exact_rows(
+                rule, inputs.shape, colour, start, padded(cands), k, metric,
+                inputs.prefer_codes, margin)
     return [(idx, finish_scores(scores, metric)) for idx, scores in out]
+
+
+def _row_candidates(
+    rule: RowRule, inputs: RowInputs, row: int, k: int, metric: Metric, margin: float,
+    tolerance: float,
+) -> list[np.ndarray]:
+    """One row's candidate columns from its whole row of scores (`candidate_columns`)."""
+    s_shape = block_scores(inputs.shape, inputs.sq_norms, row, row + 1, metric)
+    colour = inputs.colour
+    s_colour = colour[row : row + 1] @ colour.T if _uses_colour([rule], colour) else None
+    same = None
+    if inputs.prefer_codes is not None:
+        same = inputs.prefer_codes[row : row + 1, None] == inputs.prefer_codes[None, :]
+    loose = prefer_bonus(rule.scores(s_shape, s_colour, tolerance), same, margin)
+    cand = candidate_columns(loose, row, k, tolerance, inputs.group_codes, inputs.dup_codes)
+    return [c[c >= 0] for c in cand]
 
 
 def score_quantiles(scores: np.ndarray, n: int = N_QUANTILES) -> list[float]:

@@ -43,18 +43,24 @@ def _codes(keys: np.ndarray | list | None, n: int) -> np.ndarray | None:
 
 
 def block_scores(
-    features: np.ndarray, sq_norms: np.ndarray | None, start: int, stop: int, metric: Metric
+    features: np.ndarray,
+    sq_norms: np.ndarray | None,
+    start: int,
+    stop: int,
+    metric: Metric,
+    columns: slice = slice(None),
 ) -> np.ndarray:
-    """Similarity of rows [start, stop) against all rows, as 'higher is closer' float32.
+    """Similarity of rows [start, stop) against all rows (or the rows of `columns`), as
+    'higher is closer' float32.
 
     For `cosine`, `features` must already be L2-normalised and the value is the cosine
     similarity. For `euclidean` the value is minus the squared distance.
     """
     q = features[start:stop]
-    s = q @ features.T
+    s = q @ features[columns].T
     if metric == "euclidean":
         assert sq_norms is not None
-        s = 2 * s - sq_norms[start:stop, None] - sq_norms[None, :]
+        s = 2 * s - sq_norms[start:stop, None] - sq_norms[None, columns]
     return s
 
 
@@ -102,7 +108,12 @@ def candidate_columns(
     rows: list[np.ndarray] = [part[r, keep[r]] for r in range(b)]
     for r in np.flatnonzero(within > keep.sum(axis=1)):  # more near-ties than were taken
         rows[r] = np.flatnonzero((s[r] >= threshold[r]) & np.isfinite(s[r]))
-    out = np.full((b, max(map(len, rows), default=0)), -1, dtype=np.int64)
+    return padded(rows)
+
+
+def padded(rows: list[np.ndarray]) -> np.ndarray:
+    """Index arrays of different lengths as one (len(rows), longest) array padded with -1."""
+    out = np.full((len(rows), max(map(len, rows), default=0)), -1, dtype=np.int64)
     for r, cols in enumerate(rows):
         out[r, : len(cols)] = cols
     return out
