@@ -30,6 +30,17 @@ COLOURS = {
 SHAPES = ("square", "disc", "bar")
 
 
+def exact_scores(x: np.ndarray, metric: str) -> np.ndarray:
+    """Every pair's 'higher is closer' score in float64: cosine, or minus squared distance."""
+    from pipeline.similarity import l2_normalise
+
+    if metric == "cosine":
+        xn = l2_normalise(x).astype(np.float64)
+        return xn @ xn.T
+    xd = x.astype(np.float64)
+    return -((xd[:, None, :] - xd[None, :, :]) ** 2).sum(-1)
+
+
 def draw_product(colour: str, shape: str, variant: int = 0, size=(64, 80)) -> Image.Image:
     """A toy product photo: a coloured shape on white, slightly shifted per variant."""
     img = Image.new("RGB", size, "white")

@@ -11,6 +11,7 @@ import pytest
 import pipeline.rows as rows_mod
 from pipeline.rows import OTHER_COLOURS, SIMILAR, RowInputs, RowRule, plan_rows, rows_top_k
 from pipeline.similarity import l2_normalise, top_k_neighbours
+from tests.pipeline_helpers import exact_scores
 
 
 def data(n: int = 300, d: int = 24, seed: int = 0):
@@ -33,12 +34,7 @@ def data(n: int = 300, d: int = 24, seed: int = 0):
 def brute_force(rule: RowRule, x, colour, metric, groups, prefer, dups, k, margin):
     """Every pair in float64, ranked by (float32 score + bonus desc, index asc)."""
     n = len(x)
-    if metric == "cosine":
-        u = l2_normalise(x).astype(np.float64)
-        shape = u @ u.T
-    else:
-        x64 = x.astype(np.float64)
-        shape = -((x64[:, None, :] - x64[None, :, :]) ** 2).sum(-1)
+    shape = exact_scores(x, metric)
     col = colour.astype(np.float64) @ colour.astype(np.float64).T if colour is not None else None
     score = rule.scores(shape, col)
     idx = np.full((n, k), -1)

@@ -7,21 +7,16 @@ import pytest
 
 from pipeline.projection import pca_2d
 from pipeline.similarity import (
-    l2_normalise,
     pairwise_similarity_frame,
     top_k_neighbours,
 )
+from tests.pipeline_helpers import exact_scores
 
 
 def brute_force(x, k, metric, groups=None, dups=None):
     """The naive way: full N x N matrix, then a stable sort of every row."""
     n = len(x)
-    if metric == "cosine":
-        xn = l2_normalise(x).astype(np.float64)
-        s = xn @ xn.T
-    else:
-        xd = x.astype(np.float64)
-        s = -((xd[:, None, :] - xd[None, :, :]) ** 2).sum(-1)
+    s = exact_scores(x, metric)
     idx, val = [], []
     for i in range(n):
         cands = [
