@@ -451,10 +451,12 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
 
 
 def _precision_reason(asked: str) -> str:
-    if asked != "auto":
-        return "--precision"
     found = bf16_cpu_flags()
-    return f"auto: CPU has {', '.join(found)}" if found else "auto: no AMX or AVX512-BF16"
+    if asked == "auto":
+        return f"auto: CPU has {', '.join(found)}" if found else "auto: no AMX or AVX512-BF16"
+    if asked == "float32" and found:
+        return f"the CPU has {', '.join(found)}: --precision auto would use bfloat16"
+    return ""
 
 
 def similarity_baseline(normalised: np.ndarray) -> float:

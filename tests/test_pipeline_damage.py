@@ -127,7 +127,7 @@ def test_switching_resize_or_precision_re_embeds(catalog: Path, tmp_path: Path):
 
 
 def test_precision_of_a_keras_file_joins_the_identity_meta_and_cache(
-    catalog: Path, tmp_path: Path
+    catalog: Path, tmp_path: Path, capsys
 ):
     import keras
 
@@ -148,7 +148,16 @@ def test_precision_of_a_keras_file_joins_the_identity_meta_and_cache(
     assert (a.embedded_now, b.embedded_now, b.from_cache) == (24, 24, 0)
     meta = json.loads((tmp_path / "b" / "meta.json").read_text())
     assert meta["model"]["precision"] == "bfloat16"
-    assert b.precision_line() == "precision: bfloat16 (--precision)"
+    assert b.precision_line() == "precision: bfloat16"
+    from pipeline.cli import main
+
+    assert main(["build", str(catalog), "--out", str(tmp_path / "c"), "--model", str(path),
+                 "--cache-dir", str(cache), "--no-progress", "--precision", "auto"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("precision:"))
+    assert line in ("precision: bfloat16 (auto: CPU has amx_bf16)",
+                    "precision: bfloat16 (auto: CPU has avx512_bf16)",
+                    "precision: bfloat16 (auto: CPU has amx_bf16, avx512_bf16)",
+                    "precision: float32 (auto: no AMX or AVX512-BF16)")
 
 
 def test_auto_precision_follows_the_cpu_flags():
