@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from .ann import DEFAULT_NPROBE, INDEXES
 from .catalog import CatalogError, CatalogRow, read_catalog
 from .colour import COLOUR_VERSION, centre_colours
 from .features import (
@@ -42,9 +44,10 @@ from .rows import (
     default_colour_weight,
     plan_rows,
     rows_top_k,
+    rows_top_k_approx,
     score_quantiles,
 )
-from .similarity import DEFAULT_BLOCK, Metric, l2_normalise
+from .similarity import DEFAULT_BLOCK, Metric, finish_scores, l2_normalise
 from .whitening import WHITEN_DIMS, WHITENING_FILE, Whitening, fit_whitening
 from .writer import precomputed_meta, remove_stale_temporaries, thumb_ref, write_precomputed
 
@@ -83,6 +86,8 @@ class BuildOptions:
     precision: str = "float32"  # auto | float32 | bfloat16 (models.resolve_precision)
     cache_dir: Path | None = None
     block: int = DEFAULT_BLOCK
+    index: str = "exact"  # or "faiss": approximate candidates (pipeline.ann)
+    nprobe: int = DEFAULT_NPROBE
     engine: str = "local"
     scheduler: str | None = None
     workers: int | None = None
@@ -271,6 +276,7 @@ class FoundRows:
     whitening: Whitening | None
     colour_meta: dict[str, Any] | None
     prefer_meta: dict[str, Any] | None
+    index_meta: dict[str, Any] = field(default_factory=lambda: {"kind": "exact"})
 
 
 def _check_columns(opts: BuildOptions, rows: list[CatalogRow]) -> None:
@@ -287,6 +293,12 @@ def _check_row_options(opts: BuildOptions) -> None:
         raise CatalogError("colour rows and --colour-weight need --metric cosine")
     if opts.prefer_margin < 0:
         raise CatalogError(f"--prefer-margin {opts.prefer_margin:g}: must be at least 0")
+    if opts.index not in INDEXES:
+        raise CatalogError(f"--index {opts.index}: use one of {', '.join(INDEXES)}")
+    if opts.index == "faiss" and opts.metric != "cosine":
+        raise CatalogError("--index faiss needs --metric cosine")
+    if opts.index == "faiss" and importlib.util.find_spec("faiss") is None:
+        raise CatalogError("--index faiss needs faiss-cpu: pip install -e '.[index]'")
 
 
 def _rows(
@@ -321,7 +333,14 @@ def _rows(
     inputs = RowInputs.prepare(
         shape, colours, opts.metric, groups, [shas[i] for i in ids], prefer
     )
-    if opts.engine == "dask":
+    index_meta: dict[str, Any] = {"kind": "exact"}
+    if opts.index == "faiss":  # on this machine, whatever the engine
+        found, described = rows_top_k_approx(
+            rules, inputs, opts.k, opts.prefer_margin, opts.block, opts.nprobe, opts.seed)
+        index_meta = {**described[0], "rows": [d["candidates"] for d in described]}
+        del index_meta["candidates"]
+        found = [(idx, finish_scores(scores, opts.metric)) for idx, scores in found]
+    elif opts.engine == "dask":
         from .dask_engine import dask_client, rows_on_dask
 
         with dask_client(opts.scheduler, opts.workers) as client:
@@ -349,6 +368,7 @@ def _rows(
                      "mean_file": COLOUR_MEAN_FILE} if cosine else None,
         prefer_meta={"column": opts.prefer, "margin": opts.prefer_margin} if opts.prefer
         else None,
+        index_meta=index_meta,
     )
 
 
@@ -422,6 +442,7 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         colour=found.colour_meta,
         prefer=found.prefer_meta,
         projection=projection,
+        index=found.index_meta,
     )
     skipped.sort(key=lambda s: s["id"])
     try:

@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
                    "AVX512-BF16, else float32 (default float32)")
     b.add_argument("--cache-dir", type=Path, help="feature cache (default ~/.cache/lookalike)")
     b.add_argument("--block", type=int, default=1024, help="query rows per similarity block")
+    b.add_argument("--index", choices=("exact", "faiss"), default="exact",
+                   help="exact top-k (default), or candidates from a faiss IVF index for "
+                   "catalogs of millions (approximate; needs the index extra)")
+    b.add_argument("--nprobe", type=int, default=32,
+                   help="--index faiss: inverted lists searched per product (default 32)")
     b.add_argument("--engine", choices=("local", "dask"), default="local")
     b.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786); "
                    "default: a LocalCluster on this machine")
@@ -102,7 +107,7 @@ def _build(args: argparse.Namespace) -> int:
         metadata=args.metadata, id_column=args.id_column, image_column=args.image_column,
         title_column=args.title_column, k=args.k, metric=args.metric, group_by=args.group_by,
         batch=args.batch, resize=args.resize, precision=args.precision,
-        cache_dir=args.cache_dir, block=args.block,
+        cache_dir=args.cache_dir, block=args.block, index=args.index, nprobe=args.nprobe,
         engine=args.engine, scheduler=args.scheduler, workers=args.workers,
         export_pairwise=args.export_pairwise, progress=not args.no_progress,
         thumb_base_url=args.thumb_base_url, slug_budget_mb=args.slug_budget_mb,

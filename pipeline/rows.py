@@ -403,6 +403,54 @@ def _row_candidates(
     return [c[c >= 0] for c in cand]
 
 
+def rows_top_k_approx(
+    rules: Sequence[RowRule],
+    inputs: RowInputs,
+    k: int,
+    margin: float = DEFAULT_PREFER_MARGIN,
+    block: int = 1024,
+    nprobe: int = 32,
+    seed: int = 0,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[dict[str, Any]]]:
+    """Top-k of every rule from a faiss index's candidates (cosine only), ranked by the
+    exact scores `rows_top_k` uses; also each rule's index description.
+
+    A rule blending shape and colour searches [sqrt(w_shape)·shape, sqrt(w_colour)·colour],
+    whose inner product is the rule's score; filters, groups and duplicates are applied to
+    the candidates, so those rules fetch more of them.
+    """
+    from .ann import faiss_candidates
+
+    n = len(inputs.shape)
+    colour = inputs.colour if _uses_colour(rules, inputs.colour) else None
+    out, described = [], []
+    for rule in rules:
+        vectors = inputs.shape
+        if rule.colour and colour is not None:
+            vectors = np.hstack([np.sqrt(rule.shape) * inputs.shape,
+                                 np.sqrt(rule.colour) * colour]).astype(np.float32)
+        filtered = rule.max_colour is not None or inputs.group_codes is not None
+        width = (k + RESCORE_EXTRA) * (8 if filtered else 2) + 1  # +1: the query itself
+        cand, meta = faiss_candidates(vectors, width, nprobe, seed)
+        rows = np.arange(n)[:, None]
+        drop = (cand < 0) | (cand == rows)
+        safe = np.maximum(cand, 0)
+        for codes, same_is_out in ((inputs.dup_codes, True), (inputs.group_codes, False)):
+            if codes is not None:
+                drop |= (codes[safe] == codes[:, None]) == same_is_out
+        cand = np.where(drop, -1, cand)
+        idx = np.full((n, k), -1, dtype=np.int64)
+        scores = np.full((n, k), np.nan, dtype=np.float32)
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            idx[start:stop], scores[start:stop] = _exact_rows(
+                rule, inputs.shape, colour, start, cand[start:stop], k, "cosine",
+                inputs.prefer_codes, margin)
+        out.append((idx, scores))
+        described.append(meta)
+    return out, described
+
+
 def score_quantiles(scores: np.ndarray, n: int = N_QUANTILES) -> list[float]:
     """`n` ascending quantiles of a row's published scores (padding ignored); [] if none.
 
