@@ -17,6 +17,9 @@ import numpy as np
 
 INDEXES = ("exact", "faiss")
 DEFAULT_NPROBE = 32
+# From here the build suggests --index faiss: the exact top-k grows as N², the index's
+# queries as about N^1.5 (bench/bench_ann.py, README "Catalogs of millions").
+SUGGEST_FROM = 200_000
 TRAIN_PER_LIST = 40  # training vectors per inverted list (faiss warns below 39)
 SEARCH_BATCH = 16_384  # queries per faiss search call (bounds the distance buffers)
 

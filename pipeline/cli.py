@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from .ann import SUGGEST_FROM
 from .catalog import CatalogError
 from .evaluate import EvaluationError, evaluate_rows, format_report
 from .precomputed import PrecomputedError
@@ -124,6 +125,10 @@ def _build(args: argparse.Namespace) -> int:
     if summary.skipped:
         print(f"skipped images are listed in {summary.out / 'report.json'}", file=sys.stderr)
     print(summary.precision_line())
+    if args.index == "exact" and summary.n_products >= SUGGEST_FROM:
+        print(f"hint: {summary.n_products:,} products; --index faiss finds neighbours much "
+              "faster at this size (approximate; see README 'Catalogs of millions')",
+              file=sys.stderr)
     print(summary.slug_line())
     warning = summary.slug_warning()
     if warning:
