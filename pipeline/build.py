@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -230,8 +231,26 @@ def neighbours_json(
     return out
 
 
+class DaskSession:
+    """One Dask client for a whole build, opened when a stage first needs it (a LocalCluster
+    starts its worker processes once, not once per stage) and closed with the build."""
+
+    def __init__(self, opts: BuildOptions, stack: contextlib.ExitStack) -> None:
+        self.opts, self.stack, self._client = opts, stack, None
+
+    def client(self) -> Any:
+        """The build's client (opened now if this is the first stage to ask)."""
+        if self._client is None:
+            from .dask_engine import dask_client
+
+            self._client = self.stack.enter_context(
+                dask_client(self.opts.scheduler, self.opts.workers))
+        return self._client
+
+
 def _features(
-    opts: BuildOptions, extractor: FeatureExtractor, shas: dict[str, str], paths: dict[str, Path]
+    opts: BuildOptions, extractor: FeatureExtractor, shas: dict[str, str], paths: dict[str, Path],
+    dask: DaskSession | None = None,
 ) -> tuple[FeatureCache, dict[str, str], int, int]:
     """The cache holding every image's features and colours (cached + newly embedded),
     errors per sha256, counts."""
@@ -245,16 +264,15 @@ def _features(
     errors: dict[str, str] = {}
     if missing:
         # new features reach cache.features through on_shard
-        if opts.engine == "dask":
-            from .dask_engine import dask_client, embed_on_dask
+        if dask is not None:
+            from .dask_engine import embed_on_dask
 
-            with dask_client(opts.scheduler, opts.workers) as client:
-                _, errors = embed_on_dask(
-                    client, missing, opts.model, opts.weights, opts.seed, extractor.input_size,
-                    opts.resize, opts.batch, on_shard=cache.save, progress=opts.progress,
-                    precision=extractor.identity.get("precision", "float32"),
-                    expected=extractor.identity,
-                )
+            _, errors = embed_on_dask(
+                dask.client(), missing, opts.model, opts.weights, opts.seed,
+                extractor.input_size, opts.resize, opts.batch, on_shard=cache.save,
+                progress=opts.progress, precision=extractor.identity.get("precision", "float32"),
+                expected=extractor.identity,
+            )
         else:
             _, _, errors = embed_items(
                 missing, extractor.embed, extractor.input_size, opts.resize, opts.batch,
@@ -307,8 +325,10 @@ def _rows(
     shas: dict[str, str],
     matrix: np.ndarray,
     colours: np.ndarray,
+    dask: DaskSession | None = None,
 ) -> FoundRows:
-    """Whitening, row rules and the top-k of every row, on the chosen engine."""
+    """Whitening, row rules and the top-k of every row, on the chosen engine (Dask when
+    `dask` is given)."""
     cosine = opts.metric == "cosine"
     whitening = fit_whitening(matrix, opts.whiten_dims) if opts.whiten and cosine else None
     colour_mean = colours.mean(axis=0) if cosine else None
@@ -340,13 +360,12 @@ def _rows(
         index_meta = {**described[0], "rows": [d["candidates"] for d in described]}
         del index_meta["candidates"]
         found = [(idx, finish_scores(scores, opts.metric)) for idx, scores in found]
-    elif opts.engine == "dask":
-        from .dask_engine import dask_client, rows_on_dask
+    elif dask is not None:
+        from .dask_engine import rows_on_dask
 
-        with dask_client(opts.scheduler, opts.workers) as client:
-            found = rows_on_dask(
-                client, rules, inputs, opts.k, opts.metric, opts.prefer_margin, opts.block
-            )
+        found = rows_on_dask(
+            dask.client(), rules, inputs, opts.k, opts.metric, opts.prefer_margin, opts.block
+        )
     else:
         found = rows_top_k(
             rules, inputs, opts.k, opts.metric, opts.prefer_margin, opts.block, opts.progress
@@ -401,21 +420,25 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
     if extractor is None:
         extractor = load_extractor(opts.model, opts.weights, opts.seed, precision)
     paths = {r.id: r.image for r in rows}
-    cache, errors, embedded_now, from_cache = _features(opts, extractor, shas, paths)
-    kept: list[CatalogRow] = []
-    for r in rows:
-        if r.id not in shas:
-            continue
-        if shas[r.id] in errors:
-            skipped.append({"id": r.id, "image": str(r.image), "error": errors[shas[r.id]]})
-        else:
-            kept.append(r)
-    if not kept:
-        raise BuildError(f"{opts.catalog}: no usable images ({len(skipped)} skipped, see above)")
-    ids = [r.id for r in kept]
-    matrix = np.stack([cache.features[shas[i]] for i in ids]).astype(np.float32)
-    colours = np.stack([cache.colours[shas[i]] for i in ids]).astype(np.float32)
-    found = _rows(opts, kept, shas, matrix, colours)
+    stack = contextlib.ExitStack()
+    dask = DaskSession(opts, stack) if opts.engine == "dask" else None
+    with stack:
+        cache, errors, embedded_now, from_cache = _features(opts, extractor, shas, paths, dask)
+        kept: list[CatalogRow] = []
+        for r in rows:
+            if r.id not in shas:
+                continue
+            if shas[r.id] in errors:
+                skipped.append({"id": r.id, "image": str(r.image), "error": errors[shas[r.id]]})
+            else:
+                kept.append(r)
+        if not kept:
+            raise BuildError(
+                f"{opts.catalog}: no usable images ({len(skipped)} skipped, see above)")
+        ids = [r.id for r in kept]
+        matrix = np.stack([cache.features[shas[i]] for i in ids]).astype(np.float32)
+        colours = np.stack([cache.colours[shas[i]] for i in ids]).astype(np.float32)
+        found = _rows(opts, kept, shas, matrix, colours, dask)
     del colours
     shape = found.shape
     xy, projection = project_2d(shape, opts.seed)
