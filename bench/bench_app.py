@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import importlib.metadata
 import json
 import os
 import platform
@@ -65,6 +64,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_first_paint import cpu_line, versions_line  # noqa: E402
 
 from pipeline.shop_index import INDEX_FILE, index_is_current  # noqa: E402
 from tests.fake_precomputed import DEFAULT_ATTRS, make_fake_precomputed  # noqa: E402
@@ -858,27 +859,10 @@ def product_ids(folder: Path) -> list[str]:
 
 def machine_header() -> None:
     """CPU model and flags, Python and package versions, load generator."""
-    model, flags = "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "?":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    amx = sorted(f for f in flags if f.startswith("amx"))
-    print(f"CPU: {model}; {os.cpu_count()} CPUs; avx512f: {'yes' if 'avx512f' in flags else 'no'}"
-          f"; amx: {', '.join(amx) if amx else 'no'}")
-    versions = []
-    for dist in ("dash", "dash-bootstrap-components", "flask", "gunicorn", "psutil"):
-        try:
-            versions.append(f"{dist} {importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{dist} missing")
-    print(f"Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}; "
-          + "; ".join(versions))
+    print(cpu_line())
+    versions = versions_line(("dash", "dash-bootstrap-components", "flask", "gunicorn",
+                              "psutil"))
+    print(f"Python {platform.python_version()}; SQLite {sqlite3.sqlite_version}; {versions}")
     wrk = shutil.which("wrk")
     if wrk:
         head = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split("\n")[0]

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import inspect
 import json
 import os
@@ -231,6 +232,17 @@ def cpu_line() -> str:
     return (f"CPU: {model} ({os.cpu_count()} cores); avx512: "
             f"{'yes (' + ' '.join(avx512) + ')' if avx512 else 'no'}; "
             f"amx: {'yes (' + ' '.join(amx) + ')' if amx else 'no'}")
+
+
+def versions_line(dists: Sequence[str]) -> str:
+    """"name version; ..." of the installed distributions that do a bench's work."""
+    found = []
+    for dist in dists:
+        try:
+            found.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{dist} missing")
+    return "; ".join(found)
 
 
 def free_port() -> int:

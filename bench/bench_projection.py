@@ -19,7 +19,6 @@ Usage: python bench/bench_projection.py [--precomputed DIR] [--seed 0] [--no-whi
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
@@ -33,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from bench_first_paint import cpu_line, versions_line
 
 from pipeline.projection import UMAP_MIN_PRODUCTS, pca_2d, project_2d
 from pipeline.similarity import l2_normalise
@@ -46,26 +46,9 @@ K = 10
 
 def machine_header() -> None:
     """CPU model and flags, Python and the packages that do the work."""
-    model, flags = "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "?":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    amx = sorted(f for f in flags if f.startswith("amx"))
-    print(f"CPU: {model}; {os.cpu_count()} CPUs; avx512f: {'yes' if 'avx512f' in flags else 'no'}"
-          f"; amx: {', '.join(amx) if amx else 'no'}")
-    versions = []
-    for dist in ("umap-learn", "numba", "pynndescent", "scikit-learn", "numpy"):
-        try:
-            versions.append(f"{dist} {importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{dist} missing")
-    print(f"Python {platform.python_version()}; " + "; ".join(versions))
+    print(cpu_line())
+    print(f"Python {platform.python_version()}; "
+          + versions_line(("umap-learn", "numba", "pynndescent", "scikit-learn", "numpy")))
 
 
 def build_features(out: Path, whiten: bool) -> Path:

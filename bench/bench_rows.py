@@ -28,6 +28,7 @@ from pipeline.colour import centre_colours  # noqa: E402
 from pipeline.evaluate import evaluate_neighbours  # noqa: E402
 from pipeline.features import FeatureCache, cache_key  # noqa: E402
 from pipeline.models import file_sha256, model_key  # noqa: E402
+from pipeline.precomputed import score_percentile as percentile  # noqa: E402
 from pipeline.rows import (  # noqa: E402
     DEFAULT_COLOUR_WEIGHT,
     DEFAULT_OTHER_COLOUR_QUANTILE,
@@ -35,7 +36,6 @@ from pipeline.rows import (  # noqa: E402
     OTHER_COLOURS,
     SIMILAR,
     RowInputs,
-    percentile,
     plan_rows,
     rows_top_k,
     score_quantiles,

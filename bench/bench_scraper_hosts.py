@@ -11,12 +11,13 @@ Run: ``.venv/bin/python bench/bench_scraper_hosts.py`` (about a minute).
 
 from __future__ import annotations
 
-import platform
 import shutil
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from bench_first_paint import cpu_line
 
 from scraper.crawl import crawl
 from scraper.demo_shop.server import start_server
@@ -27,22 +28,6 @@ from scraper.profile import load_profile
 DELAY = 0.01
 LATENCY = 0.06
 PAGES = 2  # listing pages: 48 products, 48 product pages, 48 images
-
-
-def cpu() -> str:
-    """CPU model and the flags that matter for this machine's figures."""
-    model, flags = platform.processor() or "unknown", ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", "unknown", platform.processor()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                flags = " ".join(f for f in ("avx2", "avx512f", "amx_tile", "sha_ni") if f in have)
-                break
-    except OSError:
-        pass
-    return f"{model} ({flags or 'no listed flags'})"
 
 
 def run(workers: int, tmp: Path, pages_base: str) -> tuple[float, int]:
@@ -65,8 +50,9 @@ def main() -> None:
     try:
         for p in images.products:  # draw the photos once, outside the timings
             images.photo(p.image_sku, 512)
-        print(f"CPU: {cpu()}; {PAGES} listing pages, delay {DELAY} s and {LATENCY} s "
-              "latency per request on each host")
+        print(cpu_line())
+        print(f"{PAGES} listing pages, delay {DELAY} s and {LATENCY} s latency per request "
+              "on each host")
         results = {}
         for workers in (1, 4, 1, 4):  # alternate, keep the best of two
             dt, done = run(workers, tmp, pages.base_url)

@@ -10,6 +10,7 @@ import bisect
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,7 @@ def read_meta(folder: str | Path, required: tuple[str, ...] = REQUIRED_FILES) ->
     return meta
 
 
-def score_percentile(score: float, quantiles: list[float] | tuple[float, ...]) -> float | None:
+def score_percentile(score: float, quantiles: Sequence[float]) -> float | None:
     """Where `score` falls among a row's scores, 0-100, from its 101 `score_quantiles`
     (linear between quantiles; standard library only, as the app needs it). None when the
     row carries no calibration or the score is not a finite number."""

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from .precomputed import score_percentile as percentile  # noqa: F401 - re-exported
 from .similarity import (
     RESCORE_EXTRA,
     Metric,

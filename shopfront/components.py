@@ -56,7 +56,7 @@ def match_label(score: float, quantiles: Sequence[float], metric: str = "cosine"
     band) are marked. Without calibration (a version-1 folder) there is no label: raw
     similarities carry no signal a shopper could use.
     """
-    pct = score_percentile(score, tuple(quantiles))
+    pct = score_percentile(score, quantiles)
     if pct is None:
         return None
     if metric == "euclidean":  # distances: smaller is closer

@@ -166,6 +166,7 @@ class Shop:
         self.has_prices = con.execute(
             "SELECT 1 FROM products WHERE price IS NOT NULL LIMIT 1").fetchone() is not None
         self.filter_choices = {f.name: frozenset(v for v, _ in f.options) for f in self.facets}
+        self._all_rows = (1 << self.n_products) - 1  # every product, as a bitset
         # one bitset of rows per facet value, for counts that follow the results: N/8
         # bytes each (300,000 products x 200 values: 7.5 MB, shared by forked workers)
         self._value_bits = {
@@ -203,12 +204,6 @@ class Shop:
     def metric(self) -> str:
         """"cosine" (score = similarity, higher is closer) or "euclidean" (distance)."""
         return str(self.meta.get("metric") or "cosine")
-
-    @property
-    def baseline(self) -> float | None:
-        """Mean cosine between two products of this catalog (meta.json), if recorded."""
-        value = self.meta.get("similarity_baseline")
-        return float(value) if isinstance(value, int | float) else None
 
     @property
     def name(self) -> str:
@@ -267,18 +262,13 @@ class Shop:
         return [found[r] for r in rows if r in found]
 
     def neighbours(self, product_id: str) -> tuple[Item, list[tuple[Item, float]]] | None:
-        """A product and its look-alikes with their scores, best first (None: unknown id)."""
-        if not isinstance(product_id, str):
-            return None
-        found = self._connection().execute(
-            f"SELECT {_COLUMNS}, neighbours FROM products WHERE id = ?", (product_id,)
-        ).fetchone()
+        """A product and its first row of look-alikes with their scores, best first (None:
+        unknown id)."""
+        found = self.product_rows(product_id)
         if found is None:
             return None
-        pairs = json.loads(found[-1])
-        items = self.items([row for row, _ in pairs])
-        by_row = {item.row: item for item in items}
-        return self._item(found[:-1]), [(by_row[r], s) for r, s in pairs if r in by_row]
+        item, rows = found
+        return item, (rows[0].pairs if rows and rows[0].spec.position == 0 else [])
 
     def product_rows(self, product_id: str) -> tuple[Item, list[ProductRow]] | None:
         """A product and every recommendation row of it, in the folder's order (rows with
@@ -394,7 +384,7 @@ class Shop:
             return {}
         conditions = self._filter_conditions(query)
         words = search_words(query.q)
-        everything = (1 << self.n_products) - 1
+        everything = self._all_rows
         base = (self._rows_bits(text_condition(words, "{title attrs}", prefix=True))
                 if words else everything)
         chosen = {}

@@ -18,7 +18,7 @@ import pytest
 from pipeline.evaluate import evaluate
 from pipeline.models import ModelError, check_identity, load_extractor
 from pipeline.precomputed import read_precomputed
-from pipeline.rows import percentile
+from pipeline.precomputed import score_percentile as percentile
 from tests.pipeline_helpers import FASHION, REPO, SHARED_MODEL, make_catalog, needs_shared
 
 pytestmark = pytest.mark.slow

@@ -18,12 +18,12 @@ from pipeline.evaluate import evaluate_rows
 from pipeline.features import FeatureCache, cache_key
 from pipeline.models import FeatureExtractor
 from pipeline.precomputed import PrecomputedError, read_precomputed
+from pipeline.precomputed import score_percentile as percentile
 from pipeline.rows import (
     OTHER_COLOURS,
     SIMILAR,
     RowInputs,
     RowRule,
-    percentile,
     plan_rows,
     rows_top_k,
     score_quantiles,
