@@ -6,7 +6,7 @@ Measured on the same random ReLU-like features, each with time and peak memory
   dropped: the 2·N²·d FLOP an exact top-k cannot do without, at this CPU's BLAS rate);
 - `rows_top_k` (the build): block pairs multiplied once and scanned both ways, then
   exact re-scoring; the ratio to the full matmul is the figure of issue 12 (<= 1.3x);
-- the row-block path (`rows_top_k_block` per block, what each Dask task runs);
+- the row-block path (`rows_top_k_block` per block: one block of rows against all);
 - for N <= 10,000, the original notebook: the N x N DataFrame and a sort per row.
 All must give the same top-k. Usage: python bench/bench_topk.py [--n 8000] [--dim 1024]
 [--k 10]; issue 12's size: --n 44000 --dim 4096.
@@ -63,7 +63,7 @@ def full_matmul(x: np.ndarray, block: int = 1024) -> float:
 
 
 def row_block_path(inputs: RowInputs, rule: RowRule, k: int, block: int = 1024) -> np.ndarray:
-    """The per-row-block path (one Dask task per block), run locally."""
+    """The per-row-block path (each block of rows against all), run locally."""
     n = len(inputs.shape)
     idx = np.full((n, k), -1, dtype=np.int64)
     for start in range(0, n, block):
@@ -98,7 +98,7 @@ def main() -> None:
     print(f"rows_top_k (block pairs, exact re-scoring): {t_sym:7.2f} s = "
           f"{t_sym / t_mm:.2f}x the full matmul, peak {m_sym:,.0f} MiB beyond the features")
     blocks, t_blk, m_blk = measure(lambda: row_block_path(inputs, rule, args.k))
-    print(f"row blocks (the Dask task path):           {t_blk:7.2f} s = "
+    print(f"row blocks (each against all):             {t_blk:7.2f} s = "
           f"{t_blk / t_mm:.2f}x the full matmul, peak {m_blk:,.0f} MiB; "
           f"same top-k: {np.array_equal(idx, blocks)}")
     if args.n <= 10_000:

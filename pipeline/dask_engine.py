@@ -31,13 +31,14 @@ import numpy as np
 from .features import EmbedItem, embed_items
 from .images import ResizePolicy
 from .models import ModelError, check_identity, file_sha256
-from .rows import RowInputs, RowRule, rows_top_k_block
+from .rows import RowInputs, RowRule, best_of, finish_rows, scan_block_pairs
 from .similarity import Metric, finish_scores
 
 if TYPE_CHECKING:
     from distributed import Client
 
 CHUNK_BATCHES = 8  # model batches per Dask task
+TASKS_PER_WORKER = 4  # top-k tiles per worker, where the catalog has enough block pairs
 RECEIVED_MODELS = "lookalike-models"  # folder in a worker's local directory
 _EXTRACTORS: dict[tuple[str, str, int, str], Any] = {}
 _LOCK = threading.Lock()
@@ -272,20 +273,22 @@ def embed_on_dask(
     return out, errors
 
 
-def rows_task(
-    rules: list[RowRule],
-    inputs: RowInputs,
-    start: int,
-    stop: int,
-    k: int,
-    metric: Metric,
-    margin: float,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Task: every row's top-k of query rows [start, stop), as the local engine does it."""
-    return rows_top_k_block(
-        rules, inputs.shape, inputs.sq_norms, inputs.colour, start, stop, k, metric,
-        inputs.group_codes, inputs.dup_codes, inputs.prefer_codes, margin,
-    )
+def _tiles(n: int, block: int, n_workers: int) -> list[list[tuple[int, int]]]:
+    """The block pairs of the symmetric top-k (each once), grouped into tiles of S x S
+    blocks of the upper triangle, one task each: at least TASKS_PER_WORKER per worker
+    where the catalog has that many block pairs. A tile touches only 2·S blocks of rows,
+    so what a task sends back stays small."""
+    n_blocks = -(-n // block)
+    tiles_wanted = TASKS_PER_WORKER * max(1, n_workers)
+    side = n_blocks  # the largest tile side that still gives enough tiles
+    while side > 1 and (g := -(-n_blocks // side)) * (g + 1) // 2 < tiles_wanted:
+        side -= 1
+    groups = [range(g, min(g + side, n_blocks)) for g in range(0, n_blocks, side)]
+    tiles = []
+    for a, rows in enumerate(groups):
+        for cols in groups[a:]:
+            tiles.append([(i * block, j * block) for i in rows for j in cols if j >= i])
+    return tiles
 
 
 def rows_on_dask(
@@ -297,21 +300,39 @@ def rows_on_dask(
     margin: float,
     block: int,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Exact top-k of every row with one task per block of queries; the prepared inputs
-    are broadcast to the workers once."""
+    """Exact top-k of every row, as `rows_top_k` computes it: tasks scan tiles of block
+    pairs (each pair once, `scan_block_pairs`), the client merges each row's best block
+    scores, and one task per block of rows ranks its candidates by exact scores
+    (`finish_rows`). The prepared inputs are broadcast to the workers once."""
+    from distributed import as_completed
+
     n = len(inputs.shape)
-    inputs_f = client.scatter(inputs, broadcast=True)
-    starts = list(range(0, n, block))
-    futures = [
-        client.submit(rows_task, rules, inputs_f, s, min(s + block, n), k, metric, margin,
-                      pure=False)
-        for s in starts
-    ]
     out = [
         (np.full((n, k), -1, dtype=np.int64), np.full((n, k), np.nan, dtype=np.float32))
         for _ in rules
     ]
-    for s, found in zip(starts, client.gather(futures), strict=True):
+    if min(k, n - 1) < 1:
+        return [(idx, finish_scores(scores, metric)) for idx, scores in out]
+    inputs_f = client.scatter(inputs, broadcast=True)
+    n_workers = len(client.scheduler_info().get("workers", {}))
+    scans = [
+        client.submit(scan_block_pairs, rules, inputs_f, tile, k, metric, margin, block,
+                      pure=False)
+        for tile in _tiles(n, block, n_workers)
+    ]
+    merged: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in rules]
+    for fut in as_completed(scans):
+        for best, found in zip(merged, fut.result(), strict=True):
+            for row0, (vals, cols) in found.items():
+                best[row0] = (vals, cols) if row0 not in best else best_of(
+                    best[row0], (vals, cols))
+    starts = list(range(0, n, block))
+    finishes = [
+        client.submit(finish_rows, rules, inputs_f, s, [best[s] for best in merged], k,
+                      metric, margin, pure=False)
+        for s in starts
+    ]
+    for s, found in zip(starts, client.gather(finishes), strict=True):
         for (idx, scores), (bi, bs) in zip(out, found, strict=True):
             idx[s : s + len(bi)], scores[s : s + len(bs)] = bi, bs
     return [(idx, finish_scores(scores, metric)) for idx, scores in out]

@@ -22,7 +22,7 @@ row's own scores.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,36 +238,52 @@ def rows_top_k_block(
     return out
 
 
-class _Running:
-    """Each row's m best (block score, column) pairs seen so far, merged block by block."""
+def best_of(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], m: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's m best (score, column) pairs of two candidate sets of the same rows
+    (m: the first set's width)."""
+    m = m or a[0].shape[1]
+    vals = np.concatenate([a[0], b[0]], axis=1)
+    cols = np.concatenate([a[1], b[1]], axis=1)
+    keep = np.argpartition(-vals, m - 1, axis=1)[:, :m]
+    return np.take_along_axis(vals, keep, axis=1), np.take_along_axis(cols, keep, axis=1)
 
-    def __init__(self, n: int, m: int) -> None:
+
+class _Running:
+    """Each row's m best (block score, column) pairs seen so far, merged block by block and
+    kept per block of rows (keyed by its first row), so a part of the rows travels alone."""
+
+    def __init__(self, m: int) -> None:
         self.m = m
-        self.vals = np.full((n, m), -np.inf, dtype=np.float32)
-        self.cols = np.full((n, m), -1, dtype=np.int64)
+        self.blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def merge(self, row0: int, col0: int, block: np.ndarray) -> None:
         """Fold a block of scores (rows row0.., columns col0..) into the rows' best m."""
-        b_r, b_c = block.shape
+        b_c = block.shape[1]
         m = self.m
         if b_c > m:
             part = np.argpartition(-block, m - 1, axis=1)[:, :m]
             vals, cols = np.take_along_axis(block, part, axis=1), part + col0
         else:
             vals, cols = block, np.broadcast_to(np.arange(col0, col0 + b_c), block.shape)
-        rows = slice(row0, row0 + b_r)
-        all_vals = np.concatenate([self.vals[rows], vals], axis=1)
-        all_cols = np.concatenate([self.cols[rows], cols], axis=1)
-        keep = np.argpartition(-all_vals, m - 1, axis=1)[:, :m]
-        self.vals[rows] = np.take_along_axis(all_vals, keep, axis=1)
-        self.cols[rows] = np.take_along_axis(all_cols, keep, axis=1)
+        self.merge_best(row0, vals, cols)
 
-    def candidates(self, start: int, stop: int, k: int, tolerance: float) -> tuple[
+    def merge_best(self, row0: int, vals: np.ndarray, cols: np.ndarray) -> None:
+        """Fold candidate (score, column) pairs of rows row0.. into the rows' best m."""
+        if row0 not in self.blocks:
+            m = self.m
+            self.blocks[row0] = (np.full((len(vals), m), -np.inf, dtype=np.float32),
+                                 np.full((len(vals), m), -1, dtype=np.int64))
+        self.blocks[row0] = best_of(self.blocks[row0], (vals, cols), self.m)
+
+    def candidates(self, start: int, k: int, tolerance: float) -> tuple[
         list[np.ndarray], np.ndarray
     ]:
-        """Rows' candidates within `tolerance` of their k-th best, and the rows whose m kept
-        pairs were all that close (more may have been dropped: scan them whole)."""
-        vals, cols = self.vals[start:stop], self.cols[start:stop]
+        """The block of rows start..'s candidates within `tolerance` of their k-th best,
+        and the rows whose m kept pairs were all that close (more may have been dropped:
+        scan them whole)."""
+        vals, cols = self.blocks[start]
         kth = -np.partition(-vals, k - 1, axis=1)[:, k - 1]
         threshold = np.where(np.isfinite(kth), kth - np.float32(tolerance), -np.inf)
         keep = (vals >= threshold[:, None]) & np.isfinite(vals)
@@ -328,6 +344,89 @@ class RowInputs:
                    _codes(groups, n), _codes(duplicate_keys, n), _codes(prefer, n))
 
 
+def block_pairs(n: int, block: int) -> list[tuple[int, int]]:
+    """The (row block, column block) starts of the symmetric top-k: each pair once."""
+    starts = range(0, n, block)
+    return [(i, j) for i in starts for j in starts if j >= i]
+
+
+def _kept(k: int, n: int) -> tuple[int, int]:
+    """(neighbours that exist, candidates kept per row before exact re-scoring)."""
+    kk = min(k, n - 1)
+    return kk, min(kk + RESCORE_EXTRA, n)
+
+
+def _scan(
+    rules: Sequence[RowRule],
+    inputs: RowInputs,
+    pairs: Iterable[tuple[int, int]],
+    running: Sequence[_Running],
+    metric: Metric,
+    margin: float,
+    block: int,
+) -> None:
+    """Fold the block `pairs` into each rule's `running` best, both ways."""
+    n = len(inputs.shape)
+    colour = inputs.colour if _uses_colour(rules, inputs.colour) else None
+    tolerance = blas_tolerance(inputs.sq_norms)
+    for i0, j0 in pairs:
+        rows, cols = slice(i0, min(i0 + block, n)), slice(j0, min(j0 + block, n))
+        s_shape = block_scores(inputs.shape, inputs.sq_norms, rows.start, rows.stop, metric,
+                               cols)
+        s_colour = colour[rows] @ colour[cols].T if colour is not None else None
+        for rule, best in zip(rules, running, strict=True):
+            r = _pair_block(rule, s_shape, s_colour, inputs, rows, cols, margin, tolerance)
+            best.merge(i0, j0, r)
+            if j0 != i0:
+                best.merge(j0, i0, np.ascontiguousarray(r.T))
+
+
+def scan_block_pairs(
+    rules: Sequence[RowRule],
+    inputs: RowInputs,
+    pairs: Sequence[tuple[int, int]],
+    k: int,
+    metric: Metric = "cosine",
+    margin: float = DEFAULT_PREFER_MARGIN,
+    block: int = 1024,
+) -> list[dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """Each rule's best (block score, column) pairs of every row the block `pairs` touch,
+    per block of rows ({first row: (scores, columns)}): every pair multiplied once and
+    scanned both ways. The first half of `rows_top_k`, for a Dask task's share of pairs."""
+    running = [_Running(_kept(k, len(inputs.shape))[1]) for _ in rules]
+    _scan(rules, inputs, pairs, running, metric, margin, block)
+    return [best.blocks for best in running]
+
+
+def finish_rows(
+    rules: Sequence[RowRule],
+    inputs: RowInputs,
+    start: int,
+    bests: Sequence[tuple[np.ndarray, np.ndarray]],
+    k: int,
+    metric: Metric = "cosine",
+    margin: float = DEFAULT_PREFER_MARGIN,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Top-k of the rows start.. for every rule from their best block scores (`bests`, one
+    (scores, columns) pair per rule): candidates within the BLAS tolerance, ranked by exact
+    scores; scores not yet `finish_scores`-ed. The second half of `rows_top_k`."""
+    n = len(inputs.shape)
+    kk, _ = _kept(k, n)
+    colour = inputs.colour if _uses_colour(rules, inputs.colour) else None
+    tolerance = blas_tolerance(inputs.sq_norms)
+    out = []
+    for rule, (vals, cols) in zip(rules, bests, strict=True):
+        best = _Running(vals.shape[1])
+        best.blocks[start] = (vals, cols)
+        cands, unsure = best.candidates(start, kk, tolerance)
+        for r in unsure:  # near-ties beyond the kept pairs: this row against all
+            (full,) = _row_candidates(rule, inputs, start + r, k, metric, margin, tolerance)
+            cands[r] = full
+        out.append(_exact_rows(rule, inputs.shape, colour, start, padded(cands), k, metric,
+                               inputs.prefer_codes, margin))
+    return out
+
+
 def rows_top_k(
     rules: Sequence[RowRule],
     inputs: RowInputs,
@@ -341,48 +440,29 @@ def rows_top_k(
 
     Every rule is symmetric (cosines, the colour filter, the prefer bonus, groups and
     duplicates), so each pair of row blocks is multiplied once and scanned both ways: half
-    the matmul of one block of rows against everything. Candidates are then ranked by
-    exact scores, as in `rows_top_k_block` (the Dask engine's path): the same bytes.
+    the matmul of one block of rows against everything (`scan_block_pairs`). Candidates are
+    then ranked by exact scores (`finish_rows`), so every engine gives the same bytes.
     """
     n = len(inputs.shape)
-    kk = min(k, n - 1)
     out = [
         (np.full((n, k), -1, dtype=np.int64), np.full((n, k), np.nan, dtype=np.float32))
         for _ in rules
     ]
-    if kk < 1:
+    if min(k, n - 1) < 1:
         return [(idx, finish_scores(scores, metric)) for idx, scores in out]
-    uses_colour = _uses_colour(rules, inputs.colour)
-    colour = inputs.colour if uses_colour else None
-    tolerance = blas_tolerance(inputs.sq_norms)
-    running = [_Running(n, min(kk + RESCORE_EXTRA, n)) for _ in rules]
-    starts = list(range(0, n, block))
-    pairs: Any = [(i, j) for i in starts for j in starts if j >= i]
+    pairs: Any = block_pairs(n, block)
     if progress:
         from tqdm import tqdm
 
         pairs = tqdm(pairs, desc="similarity", unit="block pair")
-    for i0, j0 in pairs:
-        rows, cols = slice(i0, min(i0 + block, n)), slice(j0, min(j0 + block, n))
-        s_shape = block_scores(inputs.shape, inputs.sq_norms, rows.start, rows.stop, metric,
-                               cols)
-        s_colour = colour[rows] @ colour[cols].T if colour is not None else None
-        for rule, best in zip(rules, running, strict=True):
-            r = _pair_block(rule, s_shape, s_colour, inputs, rows, cols, margin, tolerance)
-            best.merge(i0, j0, r)
-            if j0 != i0:
-                best.merge(j0, i0, np.ascontiguousarray(r.T))
-    for start in starts:
+    merged = [_Running(_kept(k, n)[1]) for _ in rules]
+    _scan(rules, inputs, pairs, merged, metric, margin, block)
+    for start in range(0, n, block):
         stop = min(start + block, n)
-        for rule, best, (idx, scores) in zip(rules, running, out, strict=True):
-            cands, unsure = best.candidates(start, stop, kk, tolerance)
-            for r in unsure:  # near-ties beyond the kept pairs: this row against all
-                (full,) = _row_candidates(rule, inputs, start + r, k, metric,
-                                          margin, tolerance)
-                cands[r] = full
-            idx[start:stop], scores[start:stop] = _exact_rows(
-                rule, inputs.shape, colour, start, padded(cands), k, metric,
-                inputs.prefer_codes, margin)
+        found = finish_rows(rules, inputs, start, [best.blocks[start] for best in merged],
+                            k, metric, margin)
+        for (idx, scores), (bi, bs) in zip(out, found, strict=True):
+            idx[start:stop], scores[start:stop] = bi, bs
     return [(idx, finish_scores(scores, metric)) for idx, scores in out]
 
 

@@ -69,6 +69,40 @@ def test_rows_on_dask_equal_local(cluster):
             assert np.array_equal(gi, wi) and np.array_equal(gs, ws, equal_nan=True)
 
 
+@pytest.mark.parametrize("n,block,workers", [(1, 64, 2), (64, 64, 2), (500, 64, 2),
+                                             (2000, 64, 3), (130, 16, 40), (1000, 1024, 1)])
+def test_top_k_tiles_hold_every_block_pair_once(n, block, workers):
+    from pipeline.dask_engine import TASKS_PER_WORKER, _tiles
+    from pipeline.rows import block_pairs
+
+    tiles = _tiles(n, block, workers)
+    flat = [pair for tile in tiles for pair in tile]
+    assert sorted(flat) == block_pairs(n, block)  # all of them, each once
+    assert all(tiles)
+    assert len(tiles) >= min(TASKS_PER_WORKER * workers, len(flat))
+
+
+def test_rows_on_dask_scan_near_ties_whole(cluster):
+    """30 copies of one product outnumber the k + 8 pairs kept per row, across tiles of
+    block pairs: the merged rows are scanned whole, as locally, with the same bytes."""
+    from distributed import Client
+
+    from pipeline.dask_engine import rows_on_dask
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 12)).astype(np.float32)
+    colour = np.abs(rng.normal(size=(300, 6))).astype(np.float32)
+    x[100:130], colour[100:130] = x[99], colour[99]
+    colour /= np.linalg.norm(colour, axis=1, keepdims=True)
+    rules = plan_rows((SIMILAR, OTHER_COLOURS), l2_normalise(x), colour, 0.4, 0.6)
+    inputs = RowInputs.prepare(x, colour, "cosine", None, None, rng.choice(["m", "w"], 300))
+    want = rows_top_k(rules, inputs, 5, "cosine", 0.05, block=16)
+    with Client(cluster) as client:
+        got = rows_on_dask(client, rules, inputs, 5, "cosine", 0.05, block=16)
+    for (gi, gs), (wi, ws) in zip(got, want, strict=True):
+        assert np.array_equal(gi, wi) and gs.tobytes() == ws.tobytes()
+
+
 def test_dask_build_is_identical_to_local(cluster, tiny_model: Path, tmp_path: Path):
     catalog = make_catalog(tmp_path / "catalog", n_variants=3)  # 36 products
     (catalog / "images" / "red-disc-2.jpg").write_bytes(b"broken")

@@ -111,7 +111,8 @@ def test_top_k_neighbours_takes_the_same_exact_path():
 @pytest.mark.parametrize("block", [16, 64, 1000])
 def test_block_pairs_equal_the_row_block_path_with_many_near_ties(block):
     """30 copies of one product outnumber the k + 8 pairs kept per row: those rows are
-    scanned whole, and the result is still the brute-force one and the Dask path's."""
+    scanned whole, and the result is still the brute-force one and the row-block path's
+    (one block of rows against everything)."""
     x, colour, groups, prefer, dups = data(n=200, seed=3)
     x[100:130] = x[99]
     colour[100:130] = colour[99]
