@@ -6,10 +6,11 @@ feature cache so every run embeds every photo:
 - `--engine dask --workers 2` (a LocalCluster of 2 worker processes on 127.0.0.1);
 - `--engine dask --scheduler ...` against `dask scheduler` + `dask worker --nworkers 2
   --nthreads 1` processes started as README's Dask section says (on 127.0.0.1, free ports).
-Prints each build's time (the build's own summary, and the whole command with Python and
-TensorFlow start-up), the ratio to the local engine, and whether products.json,
+The three builds run `--repeat` times, interleaved (this machine is shared and noisy).
+Prints each build's median and best time (the build's own summary, and the whole command
+with Python start-up), their ratios to the local engine, and whether products.json,
 neighbours*.json, embeddings.npy and colours.npy are byte-identical to the local ones.
-Usage: python bench/bench_dask.py [--out bench/out/dask] [--batch 32]
+Usage: python bench/bench_dask.py [--out bench/out/dask] [--batch 32] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -87,6 +89,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "dask")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of the three builds, interleaved (default 3)")
     args = ap.parse_args()
     if not (MODEL.is_file() and (FASHION / "styles.csv").is_file()):
         raise SystemExit(f"needs ../shared (model and fashion-small-2k) at {SHARED}")
@@ -94,26 +98,43 @@ def main() -> None:
     print(cpu_line())
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
           "(the machine may be shared: other work inflates every figure alike)")
-    runs: dict[str, tuple[float, float, str]] = {}
-    runs["local"] = build(args.out / "local", args.batch)
-    runs["dask LocalCluster (2 workers)"] = build(
-        args.out / "localcluster", args.batch, "--engine", "dask", "--workers", "2")
-    address, procs = scheduler_and_workers(2)
-    try:
-        runs["dask scheduler + 2 worker processes"] = build(
-            args.out / "processes", args.batch, "--engine", "dask", "--scheduler", address)
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=60)
-    base, base_wall, _ = runs["local"]
-    folders = dict(zip(runs, ("local", "localcluster", "processes"), strict=True))
-    print(f"fashion-small-2k, MobileNet (shared), batch {args.batch}, fresh cache per run:")
-    for name, (seconds, wall, _) in runs.items():
-        same, differ = same_bytes(args.out / "local", args.out / folders[name])
-        print(f"  {name:38s} build {seconds:6.1f} s ({seconds / base:.2f}x local), "
-              f"command {wall:6.1f} s ({wall / base_wall:.2f}x); outputs "
+    names = {"local": "local", "dask LocalCluster (2 workers)": "localcluster",
+             "dask scheduler + 2 worker processes": "processes"}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for round_ in range(args.repeat):
+        # interleaved, so a slow spell of a shared machine hits every engine alike
+        seconds, wall, _ = build(args.out / "local", args.batch)
+        runs["local"].append((seconds, wall))
+        seconds, wall, _ = build(args.out / "localcluster", args.batch,
+                                 "--engine", "dask", "--workers", "2")
+        runs["dask LocalCluster (2 workers)"].append((seconds, wall))
+        # fresh processes each round: a standing cluster's later builds would find the
+        # model loaded already, which is faster than the first build measured here
+        address, procs = scheduler_and_workers(2)
+        try:
+            seconds, wall, _ = build(args.out / "processes", args.batch,
+                                     "--engine", "dask", "--scheduler", address)
+            runs["dask scheduler + 2 worker processes"].append((seconds, wall))
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=60)
+        print(f"round {round_ + 1}: " + ", ".join(
+            f"{folder} {runs[name][-1][0]:.1f} s" for name, folder in names.items()),
+            flush=True)
+    base = [s for s, _ in runs["local"]]
+    base_wall = [w for _, w in runs["local"]]
+    print(f"fashion-small-2k, MobileNet (shared), batch {args.batch}, fresh cache per run, "
+          f"{args.repeat} interleaved rounds; build = the build's own summary, command = "
+          "with Python start-up; ratios to the local engine:")
+    for name, folder in names.items():
+        same, differ = same_bytes(args.out / "local", args.out / folder)
+        secs, walls = [s for s, _ in runs[name]], [w for _, w in runs[name]]
+        print(f"  {name:38s} build median {median(secs):6.1f} s "
+              f"({median(secs) / median(base):.2f}x), min {min(secs):6.1f} s "
+              f"({min(secs) / min(base):.2f}x); command median {median(walls):6.1f} s "
+              f"({median(walls) / median(base_wall):.2f}x); outputs "
               + ("byte-identical" if same else f"DIFFER: {', '.join(differ)}"))
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 

@@ -251,9 +251,10 @@ class DaskSession:
 def _features(
     opts: BuildOptions, extractor: FeatureExtractor, shas: dict[str, str], paths: dict[str, Path],
     dask: DaskSession | None = None,
+    checked: bool = False,
 ) -> tuple[FeatureCache, dict[str, str], int, int]:
     """The cache holding every image's features and colours (cached + newly embedded),
-    errors per sha256, counts."""
+    errors per sha256, counts (`checked`: the Dask workers hold the model already)."""
     wanted = set(shas.values())
     key = cache_key(extractor.key, opts.resize, extractor.identity.get("precision", "float32"))
     cache = FeatureCache.open(opts.cache_dir or default_cache_dir(), key, wanted)
@@ -271,7 +272,7 @@ def _features(
                 dask.client(), missing, opts.model, opts.weights, opts.seed,
                 extractor.input_size, opts.resize, opts.batch, on_shard=cache.save,
                 progress=opts.progress, precision=extractor.identity.get("precision", "float32"),
-                expected=extractor.identity,
+                expected=extractor.identity, checked=checked,
             )
         else:
             _, _, errors = embed_items(
@@ -414,16 +415,26 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         opts.catalog, opts.metadata, opts.id_column, opts.image_column, opts.title_column
     )
     _check_columns(opts, rows)
-    shas, skipped = _hash_rows(rows)
-    if not shas:
-        raise BuildError(f"{opts.catalog}: none of the {len(rows)} images can be read")
-    if extractor is None:
-        extractor = load_extractor(opts.model, opts.weights, opts.seed, precision)
-    paths = {r.id: r.image for r in rows}
     stack = contextlib.ExitStack()
     dask = DaskSession(opts, stack) if opts.engine == "dask" else None
     with stack:
-        cache, errors, embedded_now, from_cache = _features(opts, extractor, shas, paths, dask)
+        warming = None
+        if dask is not None and extractor is None:
+            # the workers load the model while the catalog is hashed here: the client
+            # only needs its identity, so it never loads TensorFlow
+            from .dask_engine import WarmWorkers
+
+            warming = WarmWorkers(dask.client(), opts.model, opts.weights, opts.seed,
+                                  precision)
+        shas, skipped = _hash_rows(rows)
+        if not shas:
+            raise BuildError(f"{opts.catalog}: none of the {len(rows)} images can be read")
+        if extractor is None:
+            extractor = (warming.extractor() if warming is not None
+                         else load_extractor(opts.model, opts.weights, opts.seed, precision))
+        paths = {r.id: r.image for r in rows}
+        cache, errors, embedded_now, from_cache = _features(
+            opts, extractor, shas, paths, dask, checked=warming is not None)
         kept: list[CatalogRow] = []
         for r in rows:
             if r.id not in shas:
@@ -479,6 +490,10 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         )
     except ImageError as e:  # the image changed between embedding and thumbnailing
         raise BuildError(f"thumbnail failed: {e}") from None
+    if dask is not None:
+        from .dask_engine import wait_closed
+
+        wait_closed()
     return BuildSummary(
         out=Path(opts.out),
         n_products=len(kept),

@@ -30,7 +30,7 @@ import numpy as np
 
 from .features import EmbedItem, embed_items
 from .images import ResizePolicy
-from .models import ModelError, check_identity, file_sha256
+from .models import ModelError, check_identity, file_sha256, is_model_file
 from .rows import RowInputs, RowRule, best_of, finish_rows, scan_block_pairs
 from .similarity import Metric, finish_scores
 
@@ -42,6 +42,7 @@ TASKS_PER_WORKER = 4  # top-k tiles per worker, where the catalog has enough blo
 RECEIVED_MODELS = "lookalike-models"  # folder in a worker's local directory
 _EXTRACTORS: dict[tuple[str, str, int, str], Any] = {}
 _LOCK = threading.Lock()
+_CLOSING: list[threading.Thread] = []  # LocalClusters being stopped in the background
 
 
 class SchedulerError(RuntimeError):
@@ -61,18 +62,29 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         with client:
             yield client
         return
-    with (
-        LocalCluster(
-            n_workers=workers or 2,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            scheduler_port=0,
-            dashboard_address=None,
-            processes=True,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+    cluster = LocalCluster(
+        n_workers=workers or 2,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        scheduler_port=0,
+        dashboard_address=None,
+        processes=True,
+    )
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        # stopping the worker processes takes 1-2 s: the build goes on meanwhile (its map
+        # and files) and calls wait_closed() before it returns
+        closer = threading.Thread(target=cluster.close, name="dask-cluster-close")
+        closer.start()
+        _CLOSING.append(closer)
+
+
+def wait_closed() -> None:
+    """Wait until every LocalCluster `dask_client` opened has stopped its processes."""
+    while _CLOSING:
+        _CLOSING.pop().join()
 
 
 def _this_worker(dask_worker: Any = None) -> Any:
@@ -128,14 +140,17 @@ def receive_model(data: bytes, sha256: str, name: str, dask_worker: Any = None) 
     return str(dest)
 
 
-def ensure_model_on_workers(client: Client, path: str | Path, upload: bool = True) -> dict:
-    """Check the model file on every worker by sha256 and send its bytes once to those
-    whose copy is missing or differs; {worker: 'ok' | 'received'}.
+def ensure_model_on_workers(
+    client: Client, path: str | Path, upload: bool = True, sha256: str | None = None
+) -> dict:
+    """Check the model file on every worker by sha256 (the file's, or `sha256` when the
+    caller has hashed it) and send its bytes once to those whose copy is missing or
+    differs; {worker: 'ok' | 'received'}.
 
     With `upload=False` a worker without the right file is a ModelError naming it.
     """
     path = str(path)
-    sha = file_sha256(path)
+    sha = sha256 or file_sha256(path)
     status = client.run(model_status, path, sha)
     lacking = sorted(w for w, s in status.items() if s != "ok")
     if lacking and not upload:
@@ -149,44 +164,105 @@ def ensure_model_on_workers(client: Client, path: str | Path, upload: bool = Tru
     return {w: "received" if w in lacking else "ok" for w in status}
 
 
-def _worker_model_path(model: str, expected: dict[str, Any] | None) -> str:
+def _worker_model_path(model: str, sha256: str | None) -> str:
     """The model file this worker loads: its own copy at `model` when its sha256 is the
-    client's, else the copy the client sent; a ModelError naming the worker otherwise."""
-    sha = (expected or {}).get("weights_sha256")
-    if not (expected and expected.get("name", "").startswith("file:")) or not sha:
+    client's `sha256`, else the copy the client sent; a ModelError naming the worker
+    otherwise (`sha256=None`: a built-in model name, loaded as given)."""
+    if not sha256:
         return model
-    received = _received_path(sha, Path(model).name)
+    received = _received_path(sha256, Path(model).name)
     if received is not None and received.is_file():
         return str(received)
-    state = model_status(model, sha)
+    state = model_status(model, sha256)
     if state != "ok":
         raise ModelError(
             f"model file {model} {state} on Dask worker {_worker_name()} (the client's has "
-            f"sha256 {sha[:12]}); let the build send it, or copy it to the same path"
+            f"sha256 {sha256[:12]}); let the build send it, or copy it to the same path"
         )
     return model
 
 
+def _file_sha256(expected: dict[str, Any] | None) -> str | None:
+    """The client's sha256 of a Keras model file, from its identity (None: built-in)."""
+    if expected and expected.get("name", "").startswith("file:"):
+        return expected.get("weights_sha256") or None
+    return None
+
+
 def _worker_extractor(
     model: str, weights: str, seed: int, precision: str = "float32",
-    expected: dict[str, Any] | None = None,
+    expected: dict[str, Any] | None = None, sha256: str | None = None,
 ) -> Any:
-    """The extractor of this worker process, loaded on first use, checked against the
-    client's identity `expected`, and then kept."""
+    """The extractor of this worker process, loaded on first use and then kept; checked
+    against the client's identity `expected` when given (`sha256`: the client's model
+    file hash when no identity is known yet)."""
     from .models import load_extractor
 
-    path = _worker_model_path(model, expected)
+    path = _worker_model_path(model, _file_sha256(expected) or sha256)
     key = (path, weights, seed, precision)
     with _LOCK:
         if key not in _EXTRACTORS:
-            extractor = load_extractor(path, weights, seed, precision)
-            if expected is not None:
-                try:
-                    check_identity(expected, extractor.identity)
-                except ModelError as e:
-                    raise ModelError(f"Dask worker {_worker_name()}, {model}: {e}") from None
-            _EXTRACTORS[key] = extractor
-        return _EXTRACTORS[key]
+            _EXTRACTORS[key] = load_extractor(path, weights, seed, precision)
+        extractor = _EXTRACTORS[key]
+    if expected is not None:
+        try:
+            check_identity(expected, extractor.identity)
+        except ModelError as e:
+            raise ModelError(f"Dask worker {_worker_name()}, {model}: {e}") from None
+    return extractor
+
+
+def worker_identity(
+    model: str, weights: str, seed: int, precision: str, sha256: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Task: load this worker's extractor (kept for the chunks that follow); (worker,
+    identity)."""
+    return _worker_name(), dict(
+        _worker_extractor(model, weights, seed, precision, sha256=sha256).identity)
+
+
+class WarmWorkers:
+    """Every worker loading the model while the client goes on (reading and hashing the
+    catalog); `extractor()` then gives the client the workers' model identity, so the
+    client itself never loads TensorFlow or the model."""
+
+    def __init__(
+        self, client: Client, model: str, weights: str, seed: int, precision: str,
+        upload: bool = True,
+    ) -> None:
+        self.model = model
+        self.sha256: str | None = None
+        if is_model_file(model):
+            if not os.path.isfile(model):
+                raise ModelError(f"{model}: model file not found")
+            self.sha256 = file_sha256(model)
+            ensure_model_on_workers(client, model, upload, self.sha256)
+        workers = sorted(client.scheduler_info().get("workers", {})) or [None]
+        self.futures = [
+            client.submit(worker_identity, model, weights, seed, precision, self.sha256,
+                          workers=None if w is None else [w], allow_other_workers=True,
+                          pure=False)
+            for w in workers
+        ]
+
+    def extractor(self) -> Any:
+        """A FeatureExtractor without a model (the workers hold it): identity and input
+        size, for the cache key and meta.json. Workers whose models differ: ModelError."""
+        from .models import FeatureExtractor
+
+        found = [f.result() for f in self.futures]
+        first_worker, identity = found[0]
+        for worker, other in found[1:]:
+            try:
+                check_identity(identity, other)
+            except ModelError as e:
+                raise ModelError(
+                    f"Dask workers {first_worker} and {worker} load different models for "
+                    f"{self.model}: {e}") from None
+        if self.sha256:
+            # the identity a local build records: the client's path, not a worker's copy
+            identity["path"] = str(Path(self.model))
+        return FeatureExtractor(identity=identity, model=None)
 
 
 def embed_chunk(
@@ -225,19 +301,20 @@ def embed_on_dask(
     precision: str = "float32",
     expected: dict[str, Any] | None = None,
     upload: bool = True,
+    checked: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Embed images on the cluster, a bounded number of chunks in flight at a time.
 
     Each worker loads `load_extractor(model, weights, seed, precision)` once and checks it
     against `expected` (the client's extractor identity); a model file is first checked by
     sha256 on every worker and sent where it is missing or differs (`upload=False`: a
-    ModelError instead). Chunks are whole batches of `batch` images, so every model call
-    sees the batch a local run would.
+    ModelError instead; `checked`: `WarmWorkers` did that already). Chunks are whole
+    batches of `batch` images, so every model call sees the batch a local run would.
     """
     from distributed import as_completed
     from tqdm import tqdm
 
-    if expected is not None and expected.get("name", "").startswith("file:"):
+    if _file_sha256(expected) and not checked:
         ensure_model_on_workers(client, model, upload)
     chunk_len = batch * CHUNK_BATCHES
     chunks = [items[i : i + chunk_len] for i in range(0, len(items), chunk_len)]

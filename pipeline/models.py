@@ -301,6 +301,13 @@ def _keras_file(path: str | Path, precision: str) -> FeatureExtractor:
     return FeatureExtractor(identity=identity, model=model, preprocess=None)
 
 
+def is_model_file(model: str) -> bool:
+    """Whether `--model` names a Keras model file (else a built-in name, or unknown)."""
+    if model in BUILTIN_MODELS:
+        return False
+    return model.endswith((".keras", ".h5")) or os.sep in model or Path(model).exists()
+
+
 def load_extractor(
     model: str = "vgg16", weights: str = "imagenet", seed: int = 0, precision: str = "float32"
 ) -> FeatureExtractor:
@@ -314,7 +321,7 @@ def load_extractor(
     precision = resolve_precision(precision)
     if model in BUILTIN_MODELS:
         return _builtin(model, weights, seed, precision)
-    if model.endswith((".keras", ".h5")) or os.sep in model or Path(model).exists():
+    if is_model_file(model):
         return _keras_file(model, precision)
     raise ModelError(
         f"unknown model {model!r}: use {', '.join(BUILTIN_MODELS)} or the path of a .keras file"

@@ -6,7 +6,9 @@ baseline that bench/bench_projection.py compares UMAP with.
 
 from __future__ import annotations
 
+import sys
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +62,28 @@ def exact_cosine_knn(features: np.ndarray, n_neighbours: int) -> tuple[np.ndarra
     return knn_indices, knn_dists
 
 
+def _import_umap() -> Any:
+    """`umap`, without the TensorFlow import its package `__init__` makes for
+    ParametricUMAP (which we never use) when TensorFlow is not loaded yet: about 2-3 s
+    saved in a process that has no model, such as a Dask build's client. A `None` entry in
+    `sys.modules` makes that import fail, and umap falls back to its stub (it catches the
+    ImportError); the entry is removed again, so TensorFlow stays importable afterwards.
+    """
+    if "umap" in sys.modules or "tensorflow" in sys.modules:
+        import umap  # numba JIT and pynndescent: only the build pays for them
+
+        return umap
+    sys.modules["tensorflow"] = None  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImportWarning)
+            import umap
+    finally:
+        if sys.modules.get("tensorflow", 0) is None:
+            del sys.modules["tensorflow"]
+    return umap
+
+
 def umap_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
     """UMAP of the rows (cosine), centred and scaled into [-1, 1] with one factor for both axes.
 
@@ -67,8 +91,7 @@ def umap_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
     direction, and stretching the narrow axis would pull clusters apart that are not.
     Needs at least 3 rows; `random_state=seed` makes it deterministic (single-threaded).
     """
-    import umap  # numba JIT and pynndescent: only the build pays for them
-
+    umap = _import_umap()
     x = np.asarray(features, dtype=np.float32)
     n = len(x)
     if n < 3:
@@ -109,8 +132,8 @@ def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     Cost (bench/bench_projection.py, 2,000 x 1,024, 2 shared cores): 6.5 s for the first
     call in a process (numba compiles umap's functions; its cache keeps few of them), 2.1 s
     warm (1.8 s on the build's whitened 256-d features); PCA 0.2 s. `import umap` takes
-    about 2.7 s, half of it TensorFlow for umap's ParametricUMAP, which the build has
-    already loaded for the model.
+    about 2.7 s, half of it TensorFlow for umap's ParametricUMAP, which `_import_umap`
+    skips where the model has not loaded it (a Dask build's client).
     """
     x = np.asarray(features)
     if x.ndim != 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -103,20 +104,32 @@ def test_rows_on_dask_scan_near_ties_whole(cluster):
         assert np.array_equal(gi, wi) and gs.tobytes() == ws.tobytes()
 
 
-def test_dask_build_is_identical_to_local(cluster, tiny_model: Path, tmp_path: Path):
+def meta_model(folder: Path) -> dict:
+    return json.loads((folder / "meta.json").read_text())["model"]
+
+
+def test_dask_build_is_identical_to_local(cluster, tiny_model: Path, tmp_path: Path, monkeypatch):
     catalog = make_catalog(tmp_path / "catalog", n_variants=3)  # 36 products
     (catalog / "images" / "red-disc-2.jpg").write_bytes(b"broken")
     # batch 1: chunks of 8 images, so 35 images make 5 chunks, more than the 4 kept in
     # flight on 2 workers (the case that once lost a chunk)
     common = dict(catalog=catalog, model=str(tiny_model), k=5, batch=1, progress=False)
     local = build(BuildOptions(out=tmp_path / "local", cache_dir=tmp_path / "c1", **common))
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("a Dask build loads the model on the workers only")
+
+    monkeypatch.setattr("pipeline.build.load_extractor", not_here)
     dask = build(
         BuildOptions(
             out=tmp_path / "dask", cache_dir=tmp_path / "c2", engine="dask",
             scheduler=cluster.scheduler_address, **common,
         )
     )
+    monkeypatch.undo()
     assert dask.embedded_now == local.embedded_now == 35
+    # the workers' identity, with the client's path: what a local build records
+    assert meta_model(tmp_path / "dask") == meta_model(tmp_path / "local")
     assert [s["id"] for s in dask.skipped] == ["red-disc-2"]
     for name in ("products.json", "neighbours.json", "neighbours-other_colours.json",
                  "colours.npy", "embeddings.npy"):
@@ -171,6 +184,8 @@ def test_workers_get_the_model_file_from_the_client(
     dask = build(BuildOptions(out=tmp_path / "dask", cache_dir=tmp_path / "c2", engine="dask",
                               scheduler=cluster.scheduler_address, **common))
     assert dask.embedded_now == local.embedded_now == 12
+    assert meta_model(tmp_path / "dask") == meta_model(tmp_path / "local")
+    assert meta_model(tmp_path / "dask")["path"] == "tiny.keras"  # not a worker's copy
     for name in ("products.json", "neighbours.json", "embeddings.npy"):
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     with Client(cluster) as client:  # kept: a second build sends nothing
@@ -191,3 +206,57 @@ def test_a_worker_with_another_model_is_a_clear_error(cluster, tiny_model: Path,
         embed_on_dask(client, items, str(tiny_model), "imagenet", 0, (32, 32), "pad", 4,
                       progress=False, expected=expected)
     assert f"model file {tiny_model} differs on Dask worker tcp://127.0.0.1:" in str(e.value)
+
+
+def test_workers_with_different_models_are_a_clear_error(tiny_model: Path):
+    """Two workers whose loaded models differ (say, other ImageNet weights in their Keras
+    caches) stop the build before any image is sent, naming both."""
+    from pipeline.dask_engine import WarmWorkers
+    from pipeline.models import ModelError, load_extractor
+
+    identity = load_extractor(str(tiny_model)).identity
+
+    class Done:  # a finished future
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    warm = WarmWorkers.__new__(WarmWorkers)
+    warm.model, warm.sha256 = str(tiny_model), identity["weights_sha256"]
+    warm.futures = [Done(("tcp://127.0.0.1:1", identity)),
+                    Done(("tcp://127.0.0.1:2", dict(identity, weights_sha256="0" * 64)))]
+    with pytest.raises(ModelError) as e:
+        warm.extractor()
+    assert "Dask workers tcp://127.0.0.1:1 and tcp://127.0.0.1:2 load different models" in str(
+        e.value)
+    warm.futures = warm.futures[:1]
+    assert warm.extractor().identity == identity
+
+
+def test_a_dask_build_never_loads_tensorflow_in_the_client(
+    cluster, tiny_model: Path, tmp_path: Path
+):
+    """The workers load the model; the client only hashes, ranks, maps (UMAP: 108
+    products) and writes, so it never imports TensorFlow (2-3 s and a few hundred MB)."""
+    import subprocess
+    import sys
+
+    catalog = make_catalog(tmp_path / "catalog", n_variants=9)  # 108 products: UMAP
+    script = (
+        "import sys\n"
+        "from pipeline.cli import main\n"
+        f"code = main(['build', {str(catalog)!r}, '--out', {str(tmp_path / 'out')!r},"
+        f" '--model', {str(tiny_model)!r}, '--cache-dir', {str(tmp_path / 'cache')!r},"
+        f" '--engine', 'dask', '--scheduler', {cluster.scheduler_address!r},"
+        " '--no-progress'])\n"
+        "assert code == 0, code\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False False"
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert meta["projection"] == "umap" and meta["n_products"] == 108
