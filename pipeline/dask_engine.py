@@ -30,7 +30,14 @@ import numpy as np
 
 from .features import EmbedItem, embed_items
 from .images import ResizePolicy
-from .models import ModelError, check_identity, file_sha256, is_model_file
+from .models import (
+    BUILTIN_MODELS,
+    ModelError,
+    check_identity,
+    file_sha256,
+    is_model_file,
+    unknown_model_error,
+)
 from .rows import RowInputs, RowRule, best_of, finish_rows, scan_block_pairs
 from .similarity import Metric, finish_scores
 
@@ -237,6 +244,8 @@ class WarmWorkers:
                 raise ModelError(f"{model}: model file not found")
             self.sha256 = file_sha256(model)
             ensure_model_on_workers(client, model, upload, self.sha256)
+        elif model not in BUILTIN_MODELS:
+            raise unknown_model_error(model)
         workers = sorted(client.scheduler_info().get("workers", {})) or [None]
         self.futures = [
             client.submit(worker_identity, model, weights, seed, precision, self.sha256,

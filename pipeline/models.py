@@ -323,7 +323,12 @@ def load_extractor(
         return _builtin(model, weights, seed, precision)
     if is_model_file(model):
         return _keras_file(model, precision)
-    raise ModelError(
+    raise unknown_model_error(model)
+
+
+def unknown_model_error(model: str) -> ModelError:
+    """The error for a `--model` that is neither a built-in name nor a model file."""
+    return ModelError(
         f"unknown model {model!r}: use {', '.join(BUILTIN_MODELS)} or the path of a .keras file"
     )
 

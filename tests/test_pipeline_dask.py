@@ -260,3 +260,27 @@ def test_a_dask_build_never_loads_tensorflow_in_the_client(
     assert done.stdout.strip().splitlines()[-1] == "False False"
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert meta["projection"] == "umap" and meta["n_products"] == 108
+
+
+@pytest.mark.parametrize("model,weights,message", [
+    ("vgg17", "imagenet", "error: unknown model 'vgg17'"),
+    ("missing/tiny.keras", "imagenet", "error: missing/tiny.keras: model file not found"),
+    ("vgg16", "no-such-weights.h5", "error: --weights no-such-weights.h5: not 'imagenet'"),
+])
+def test_a_bad_model_on_dask_is_a_one_line_error(
+    cluster, tmp_path: Path, capsys, model, weights, message
+):
+    """Found on the client (a name, a file) or raised on a worker while it loads the model
+    (the weights): one line either way, no traceback."""
+    from pipeline.cli import main
+
+    catalog = make_catalog(tmp_path / "catalog", n_variants=1)
+    code = main([
+        "build", str(catalog), "--out", str(tmp_path / "o"), "--engine", "dask",
+        "--scheduler", cluster.scheduler_address, "--model", model, "--weights", weights,
+        "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+    ])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err.startswith(message) and "\n" not in err
+    assert not (tmp_path / "o").exists()
