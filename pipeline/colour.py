@@ -50,10 +50,21 @@ _SRGB_TO_XYZ = np.array(
 _WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
 
 
+def _linear(c: np.ndarray) -> np.ndarray:
+    """sRGB values in [0, 1] to linear light (float64)."""
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+_LINEAR_OF_UINT8 = _linear(np.arange(256) / 255.0)  # the same values, looked up
+
+
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """CIELAB (D65) of uint8 sRGB values, shape (..., 3) -> float64 (..., 3)."""
-    c = np.asarray(rgb, dtype=np.float64) / 255.0
-    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    rgb = np.asarray(rgb)
+    if rgb.dtype == np.uint8:
+        c = _LINEAR_OF_UINT8[rgb]
+    else:
+        c = _linear(np.asarray(rgb, dtype=np.float64) / 255.0)
     xyz = c @ _SRGB_TO_XYZ.T / _WHITE_D65
     f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
     lightness = 116 * f[..., 1] - 16
@@ -89,13 +100,16 @@ def _soft_histogram(lab: np.ndarray, weights: np.ndarray) -> np.ndarray:
     coords = np.clip(coords, 0, top)
     low = np.floor(coords).astype(np.int64)
     frac = coords - low
+    # per axis, the (bin, weight) of the lower and of the upper neighbour, made once
+    sides = [
+        ((low[:, d].copy(), 1 - frac[:, d]), (np.minimum(low[:, d] + 1, top[d]), frac[:, d]))
+        for d in range(3)
+    ]
     hist = np.zeros(COLOUR_DIM)
-    for corner in range(8):
-        step = np.array([(corner >> 2) & 1, (corner >> 1) & 1, corner & 1])
-        idx = np.minimum(low + step, top)
-        wt = np.prod(np.where(step, frac, 1 - frac), axis=1) * weights
-        flat = (idx[:, 0] * AB_BINS + idx[:, 1]) * AB_BINS + idx[:, 2]
-        hist += np.bincount(flat, weights=wt, minlength=COLOUR_DIM)
+    for corner in range(8):  # one bincount per corner: the sums of the v1 descriptor, bit for bit
+        (il, wl), (ia, wa), (ib, wb) = (sides[d][(corner >> (2 - d)) & 1] for d in range(3))
+        flat = (il * AB_BINS + ia) * AB_BINS + ib
+        hist += np.bincount(flat, weights=wl * wa * wb * weights, minlength=COLOUR_DIM)
     return hist
 
 

@@ -80,6 +80,46 @@ def test_colour_descriptor_sees_the_product_not_the_background():
     assert np.isfinite(colour_descriptor(Image.new("RGB", (30, 30), "white"))).all()
 
 
+def _reference_soft_histogram(lab: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The first (v1) soft histogram, kept as written then: corner by corner, with the
+    weights as one product over the three axes."""
+    from pipeline.colour import AB_BINS, AB_GAIN, AB_RANGE, L_BINS
+
+    coords = np.empty_like(lab)
+    coords[:, 0] = lab[:, 0] / 100 * L_BINS - 0.5
+    ab = np.clip(lab[:, 1:] * AB_GAIN, -AB_RANGE, AB_RANGE)
+    coords[:, 1:] = (ab + AB_RANGE) / (2 * AB_RANGE) * AB_BINS - 0.5
+    top = np.array([L_BINS - 1, AB_BINS - 1, AB_BINS - 1])
+    coords = np.clip(coords, 0, top)
+    low = np.floor(coords).astype(np.int64)
+    frac = coords - low
+    hist = np.zeros(COLOUR_DIM)
+    for corner in range(8):
+        step = np.array([(corner >> 2) & 1, (corner >> 1) & 1, corner & 1])
+        idx = np.minimum(low + step, top)
+        wt = np.prod(np.where(step, frac, 1 - frac), axis=1) * weights
+        flat = (idx[:, 0] * AB_BINS + idx[:, 1]) * AB_BINS + idx[:, 2]
+        hist += np.bincount(flat, weights=wt, minlength=COLOUR_DIM)
+    return hist
+
+
+def test_the_faster_colour_code_gives_the_v1_descriptor_bit_for_bit():
+    """The sRGB lookup table and the per-axis corner weights are only faster: the cache
+    key's COLOUR_VERSION stays, so the values must not move by one bit."""
+    from pipeline import colour as col
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, size=(4096, 3), dtype=np.uint8)
+    rgb[:256] = np.arange(256, dtype=np.uint8)[:, None]  # every value once
+    assert col.srgb_to_lab(rgb).tobytes() == col.srgb_to_lab(rgb.astype(np.float64)).tobytes()
+    lab = col.srgb_to_lab(rgb)
+    lab[:8] = [[0, -200, 200], [100, 200, -200], [50, 0, 0], [100, 0, 0], [0, 0, 0],
+               [99.99, 79.9, -79.9], [-1, 0, 0], [101, 0, 0]]  # edges and beyond
+    weights = rng.random(len(lab))
+    assert (col._soft_histogram(lab, weights).tobytes()
+            == _reference_soft_histogram(lab, weights).tobytes())
+
+
 def test_similar_row_blends_shape_and_colour(toy: Path, tmp_path: Path):
     pre = read_precomputed(toy)
     rows = {r["key"]: r for r in pre.meta["rows"]}
