@@ -7,9 +7,10 @@ Measured on the same random ReLU-like features, each with time and peak memory
 - `rows_top_k` (the build): block pairs multiplied once and scanned both ways, then
   exact re-scoring; the ratio to the full matmul is the figure of issue 12 (<= 1.3x);
 - the row-block path (`rows_top_k_block` per block: one block of rows against all);
+- with `--dask WORKERS`, the Dask engine's `rows_on_dask` on a LocalCluster;
 - for N <= 10,000, the original notebook: the N x N DataFrame and a sort per row.
 All must give the same top-k. Usage: python bench/bench_topk.py [--n 8000] [--dim 1024]
-[--k 10]; issue 12's size: --n 44000 --dim 4096.
+[--k 10] [--dask 2]; issue 12's size: --n 44000 --dim 4096.
 """
 
 from __future__ import annotations
@@ -73,12 +74,30 @@ def row_block_path(inputs: RowInputs, rule: RowRule, k: int, block: int = 1024) 
     return idx
 
 
+def dask_top_k(inputs: RowInputs, rule: RowRule, k: int, workers: int) -> tuple[
+    np.ndarray, float
+]:
+    """`rows_on_dask` (tiles of block pairs) on a fresh LocalCluster: (indices, seconds)."""
+    from pipeline.dask_engine import dask_client, rows_on_dask, wait_closed
+
+    with dask_client(workers=workers) as client:
+        client.wait_for_workers(workers)
+        t = time.perf_counter()
+        ((idx, _),) = rows_on_dask(client, [rule], inputs, k, "cosine", 0.0, 1024)
+        seconds = time.perf_counter() - t
+    wait_closed()
+    return idx, seconds
+
+
 def main() -> None:
     """Run them all and print the figures."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=8000)
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--dask", type=int, default=0, metavar="WORKERS",
+                    help="also run the Dask engine's top-k on a LocalCluster of WORKERS "
+                         "1-thread workers (127.0.0.1)")
     args = ap.parse_args()
     print(cpu_line())
     rng = np.random.default_rng(0)
@@ -101,6 +120,11 @@ def main() -> None:
     print(f"row blocks (each against all):             {t_blk:7.2f} s = "
           f"{t_blk / t_mm:.2f}x the full matmul, peak {m_blk:,.0f} MiB; "
           f"same top-k: {np.array_equal(idx, blocks)}")
+    if args.dask:
+        on_dask, t_dask = dask_top_k(inputs, rule, args.k, args.dask)
+        print(f"Dask, LocalCluster of {args.dask} x 1 thread:   {t_dask:7.2f} s = "
+              f"{t_dask / t_sym:.2f}x rows_top_k (scatter and merge included, cluster start "
+              f"not); same bytes: {np.array_equal(idx, on_dask)}")
     if args.n <= 10_000:
         naive, t_naive, m_naive = measure(lambda: naive_top_k(x, ids, args.k))
         differ = [i for i in range(args.n) if [ids[j] for j in idx[i]] != naive[i]]

@@ -38,14 +38,21 @@ from .models import (
     is_model_file,
     unknown_model_error,
 )
-from .rows import RowInputs, RowRule, best_of, finish_rows, scan_block_pairs
+from .rows import (
+    RowInputs,
+    RowRule,
+    finish_rows,
+    merge_scan,
+    pair_tiles,
+    running_best,
+    scan_block_pairs,
+)
 from .similarity import Metric, finish_scores
 
 if TYPE_CHECKING:
     from distributed import Client
 
 CHUNK_BATCHES = 8  # model batches per Dask task
-TASKS_PER_WORKER = 4  # top-k tiles per worker, where the catalog has enough block pairs
 RECEIVED_MODELS = "lookalike-models"  # folder in a worker's local directory
 _EXTRACTORS: dict[tuple[str, str, int, str], Any] = {}
 _LOCK = threading.Lock()
@@ -359,24 +366,6 @@ def embed_on_dask(
     return out, errors
 
 
-def _tiles(n: int, block: int, n_workers: int) -> list[list[tuple[int, int]]]:
-    """The block pairs of the symmetric top-k (each once), grouped into tiles of S x S
-    blocks of the upper triangle, one task each: at least TASKS_PER_WORKER per worker
-    where the catalog has that many block pairs. A tile touches only 2·S blocks of rows,
-    so what a task sends back stays small."""
-    n_blocks = -(-n // block)
-    tiles_wanted = TASKS_PER_WORKER * max(1, n_workers)
-    side = n_blocks  # the largest tile side that still gives enough tiles
-    while side > 1 and (g := -(-n_blocks // side)) * (g + 1) // 2 < tiles_wanted:
-        side -= 1
-    groups = [range(g, min(g + side, n_blocks)) for g in range(0, n_blocks, side)]
-    tiles = []
-    for a, rows in enumerate(groups):
-        for cols in groups[a:]:
-            tiles.append([(i * block, j * block) for i in rows for j in cols if j >= i])
-    return tiles
-
-
 def rows_on_dask(
     client: Client,
     rules: list[RowRule],
@@ -404,18 +393,15 @@ def rows_on_dask(
     scans = [
         client.submit(scan_block_pairs, rules, inputs_f, tile, k, metric, margin, block,
                       pure=False)
-        for tile in _tiles(n, block, n_workers)
+        for tile in pair_tiles(n, block, n_workers)
     ]
-    merged: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in rules]
+    merged = running_best(rules, k, n)
     for fut in as_completed(scans):
-        for best, found in zip(merged, fut.result(), strict=True):
-            for row0, (vals, cols) in found.items():
-                best[row0] = (vals, cols) if row0 not in best else best_of(
-                    best[row0], (vals, cols))
+        merge_scan(merged, fut.result())
     starts = list(range(0, n, block))
     finishes = [
-        client.submit(finish_rows, rules, inputs_f, s, [best[s] for best in merged], k,
-                      metric, margin, pure=False)
+        client.submit(finish_rows, rules, inputs_f, s, [best.blocks[s] for best in merged],
+                      k, metric, margin, pure=False)
         for s in starts
     ]
     for s, found in zip(starts, client.gather(finishes), strict=True):

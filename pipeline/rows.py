@@ -22,6 +22,8 @@ row's own scores.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +56,7 @@ DEFAULT_OTHER_COLOUR_QUANTILE = 0.9  # articleType 0.616 with 87% in another bas
 OTHER_COLOUR_CAP = 0.7  # fashion-small-2k's 0.9 quantile is 0.58; few-colour catalogs
 DEFAULT_PREFER_MARGIN = 0.05  # --prefer gender: gender 0.769 -> 0.853, articleType +0.013
 PAIR_SAMPLE = 20_000
+TILES_PER_PART = 4  # top-k tiles per thread or Dask worker, where there are enough pairs
 N_QUANTILES = 101
 
 
@@ -427,6 +430,84 @@ def finish_rows(
     return out
 
 
+def running_best(rules: Sequence[RowRule], k: int, n: int) -> list[_Running]:
+    """Each rule's empty running best, to merge `scan_block_pairs` results into."""
+    return [_Running(_kept(k, n)[1]) for _ in rules]
+
+
+def merge_scan(
+    merged: Sequence[_Running], found: Sequence[dict[int, tuple[np.ndarray, np.ndarray]]]
+) -> None:
+    """Fold one `scan_block_pairs` result (per rule, per block of rows) into `merged`."""
+    for best, blocks in zip(merged, found, strict=True):
+        for row0, (vals, cols) in blocks.items():
+            best.merge_best(row0, vals, cols)
+
+
+def pair_tiles(n: int, block: int, parts: int) -> list[list[tuple[int, int]]]:
+    """The block pairs of the symmetric top-k (each once), grouped into tiles of S x S
+    blocks of the upper triangle: at least TILES_PER_PART per part (a thread, a Dask
+    worker) where the catalog has that many block pairs. A tile touches only 2·S blocks of
+    rows, so what its scan gives back stays small."""
+    n_blocks = -(-n // block)
+    tiles_wanted = TILES_PER_PART * max(1, parts)
+    side = n_blocks  # the largest tile side that still gives enough tiles
+    while side > 1 and (g := -(-n_blocks // side)) * (g + 1) // 2 < tiles_wanted:
+        side -= 1
+    groups = [range(g, min(g + side, n_blocks)) for g in range(0, n_blocks, side)]
+    tiles = []
+    for a, rows in enumerate(groups):
+        for cols in groups[a:]:
+            tiles.append([(i * block, j * block) for i in rows for j in cols if j >= i])
+    return tiles
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _scan_threaded(
+    rules: Sequence[RowRule],
+    inputs: RowInputs,
+    merged: Sequence[_Running],
+    k: int,
+    metric: Metric,
+    margin: float,
+    block: int,
+    threads: int,
+    progress: bool,
+) -> None:
+    """`scan_block_pairs` over tiles on `threads` threads, each with a 1-thread BLAS (the
+    scan's numpy work runs without the GIL, so threads add up where one thread's scan, not
+    the matmul, sets the pace), merged into `merged`; at most 2 tiles per thread wait."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from threadpoolctl import threadpool_limits
+    from tqdm import tqdm
+
+    tiles = pair_tiles(len(inputs.shape), block, threads)
+    bar = tqdm(total=len(tiles), desc="similarity", unit="tile", disable=not progress)
+    pending = iter(tiles)
+    with threadpool_limits(1), ThreadPoolExecutor(threads) as pool:
+        def submit(tile: list[tuple[int, int]]) -> Any:
+            return pool.submit(scan_block_pairs, rules, inputs, tile, k, metric, margin, block)
+
+        running = {submit(t) for t in itertools.islice(pending, 2 * threads)}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                merge_scan(merged, fut.result())
+                bar.update()
+                nxt = next(pending, None)
+                if nxt is not None:
+                    running.add(submit(nxt))
+    bar.close()
+
+
 def rows_top_k(
     rules: Sequence[RowRule],
     inputs: RowInputs,
@@ -435,13 +516,16 @@ def rows_top_k(
     margin: float = DEFAULT_PREFER_MARGIN,
     block: int = 1024,
     progress: bool = False,
+    threads: int | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Exact top-k of every product for every rule (peak O(N x (k + extra) + block^2)).
 
     Every rule is symmetric (cosines, the colour filter, the prefer bonus, groups and
     duplicates), so each pair of row blocks is multiplied once and scanned both ways: half
-    the matmul of one block of rows against everything (`scan_block_pairs`). Candidates are
-    then ranked by exact scores (`finish_rows`), so every engine gives the same bytes.
+    the matmul of one block of rows against everything (`scan_block_pairs`), on `threads`
+    threads (default: every CPU of this process) over tiles of block pairs. Candidates
+    are then ranked by exact scores (`finish_rows`), so every engine and thread count
+    gives the same bytes.
     """
     n = len(inputs.shape)
     out = [
@@ -450,13 +534,17 @@ def rows_top_k(
     ]
     if min(k, n - 1) < 1:
         return [(idx, finish_scores(scores, metric)) for idx, scores in out]
+    merged = running_best(rules, k, n)
+    threads = threads or default_threads()
     pairs: Any = block_pairs(n, block)
-    if progress:
-        from tqdm import tqdm
+    if threads > 1 and len(pairs) > 1:
+        _scan_threaded(rules, inputs, merged, k, metric, margin, block, threads, progress)
+    else:
+        if progress:
+            from tqdm import tqdm
 
-        pairs = tqdm(pairs, desc="similarity", unit="block pair")
-    merged = [_Running(_kept(k, n)[1]) for _ in rules]
-    _scan(rules, inputs, pairs, merged, metric, margin, block)
+            pairs = tqdm(pairs, desc="similarity", unit="block pair")
+        _scan(rules, inputs, pairs, merged, metric, margin, block)
     for start in range(0, n, block):
         stop = min(start + block, n)
         found = finish_rows(rules, inputs, start, [best.blocks[start] for best in merged],

@@ -73,14 +73,13 @@ def test_rows_on_dask_equal_local(cluster):
 @pytest.mark.parametrize("n,block,workers", [(1, 64, 2), (64, 64, 2), (500, 64, 2),
                                              (2000, 64, 3), (130, 16, 40), (1000, 1024, 1)])
 def test_top_k_tiles_hold_every_block_pair_once(n, block, workers):
-    from pipeline.dask_engine import TASKS_PER_WORKER, _tiles
-    from pipeline.rows import block_pairs
+    from pipeline.rows import TILES_PER_PART, block_pairs, pair_tiles
 
-    tiles = _tiles(n, block, workers)
+    tiles = pair_tiles(n, block, workers)
     flat = [pair for tile in tiles for pair in tile]
     assert sorted(flat) == block_pairs(n, block)  # all of them, each once
     assert all(tiles)
-    assert len(tiles) >= min(TASKS_PER_WORKER * workers, len(flat))
+    assert len(tiles) >= min(TILES_PER_PART * workers, len(flat))
 
 
 def test_rows_on_dask_scan_near_ties_whole(cluster):

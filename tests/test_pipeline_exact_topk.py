@@ -108,17 +108,17 @@ def test_top_k_neighbours_takes_the_same_exact_path():
     assert np.array_equal(got[0], want[0]) and got[1].tobytes() == want[1].tobytes()
 
 
-@pytest.mark.parametrize("block", [16, 64, 1000])
-def test_block_pairs_equal_the_row_block_path_with_many_near_ties(block):
+@pytest.mark.parametrize("block,threads", [(16, 1), (16, 3), (64, 2), (1000, 2)])
+def test_block_pairs_equal_the_row_block_path_with_many_near_ties(block, threads):
     """30 copies of one product outnumber the k + 8 pairs kept per row: those rows are
     scanned whole, and the result is still the brute-force one and the row-block path's
-    (one block of rows against everything)."""
+    (one block of rows against everything), on one thread or on several over tiles."""
     x, colour, groups, prefer, dups = data(n=200, seed=3)
     x[100:130] = x[99]
     colour[100:130] = colour[99]
     rules = plan_rows((SIMILAR, OTHER_COLOURS), l2_normalise(x), colour, 0.4, 0.6)
     inputs = RowInputs.prepare(x, colour, "cosine", groups, dups, prefer)
-    found = rows_top_k(rules, inputs, 5, "cosine", 0.05, block=block)
+    found = rows_top_k(rules, inputs, 5, "cosine", 0.05, block=block, threads=threads)
     per_block = [rows_mod.rows_top_k_block(
         rules, inputs.shape, inputs.sq_norms, inputs.colour, s, min(s + 50, 200), 5, "cosine",
         inputs.group_codes, inputs.dup_codes, inputs.prefer_codes, 0.05) for s in (0, 50, 100, 150)]
