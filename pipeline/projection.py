@@ -97,7 +97,10 @@ def _cache_compiled(prefixes: tuple[str, ...]) -> None:
             continue
         for obj in list(vars(module).values()):
             if isinstance(obj, CPUDispatcher) and type(obj._cache).__name__ == "NullCache":
-                obj.enable_caching()
+                try:
+                    obj.enable_caching()
+                except RuntimeError:  # no writable cache folder: compile as before
+                    return
 
 
 def umap_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
