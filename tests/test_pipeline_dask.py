@@ -283,3 +283,24 @@ def test_a_bad_model_on_dask_is_a_one_line_error(
     assert code == 1
     assert err.startswith(message) and "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_build_on_its_own_local_cluster_leaves_no_process(tiny_model: Path, tmp_path: Path):
+    """--workers 2 without --scheduler: the build starts a LocalCluster, gives the local
+    engine's bytes, and its worker processes are gone when build() returns (they skip
+    TensorFlow's teardown as they stop, `exit_without_teardown`)."""
+    import psutil
+
+    catalog = make_catalog(tmp_path / "catalog", n_variants=2)
+    common = dict(catalog=catalog, model=str(tiny_model), k=4, batch=4, progress=False)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    local = build(BuildOptions(out=tmp_path / "local", cache_dir=tmp_path / "c1", **common))
+    dask = build(BuildOptions(out=tmp_path / "dask", cache_dir=tmp_path / "c2", engine="dask",
+                              workers=2, **common))
+    assert dask.embedded_now == local.embedded_now == 24
+    for name in ("products.json", "neighbours.json", "embeddings.npy", "colours.npy"):
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    left = [p for p in psutil.Process().children(recursive=True)
+            if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+            and "resource_tracker" not in " ".join(p.cmdline())]  # multiprocessing's own
+    assert not left, [p.cmdline() for p in left]
