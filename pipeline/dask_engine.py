@@ -83,6 +83,9 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         scheduler_port=0,
         dashboard_address=None,
         processes=True,
+        # the scheduler serves HTTP (health, metrics) even without a dashboard, by
+        # default on port 8787: an ephemeral port on 127.0.0.1 instead
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
     )
     try:
         with Client(cluster) as client:

@@ -24,6 +24,7 @@ def cluster():
     with LocalCluster(
         n_workers=2, threads_per_worker=1, host="127.0.0.1", scheduler_port=0,
         dashboard_address=None, processes=True,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
     ) as c:
         yield c
 
