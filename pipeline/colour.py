@@ -90,8 +90,9 @@ def _centre_weights(h: int, w: int) -> np.ndarray:
     return np.exp(-CENTRE_FALLOFF * (yy[:, None] ** 2 + xx[None, :] ** 2))
 
 
-def _soft_histogram(lab: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Trilinear-interpolated L x a x b histogram of (n, 3) Lab values."""
+def _bin_coords(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, 3) Lab values -> each value's lower bin per axis, its fraction towards the next
+    bin, and the last bin per axis."""
     coords = np.empty_like(lab)
     coords[:, 0] = lab[:, 0] / 100 * L_BINS - 0.5
     ab = np.clip(lab[:, 1:] * AB_GAIN, -AB_RANGE, AB_RANGE)
@@ -99,7 +100,12 @@ def _soft_histogram(lab: np.ndarray, weights: np.ndarray) -> np.ndarray:
     top = np.array([L_BINS - 1, AB_BINS - 1, AB_BINS - 1])
     coords = np.clip(coords, 0, top)
     low = np.floor(coords).astype(np.int64)
-    frac = coords - low
+    return low, coords - low, top
+
+
+def _soft_histogram(lab: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Trilinear-interpolated L x a x b histogram of (n, 3) Lab values."""
+    low, frac, top = _bin_coords(lab)
     # per axis, the (bin, weight) of the lower and of the upper neighbour, made once
     sides = [
         ((low[:, d].copy(), 1 - frac[:, d]), (np.minimum(low[:, d] + 1, top[d]), frac[:, d]))

@@ -241,18 +241,6 @@ def rows_top_k_block(
     return out
 
 
-def best_of(
-    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], m: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's m best (score, column) pairs of two candidate sets of the same rows
-    (m: the first set's width)."""
-    m = m or a[0].shape[1]
-    vals = np.concatenate([a[0], b[0]], axis=1)
-    cols = np.concatenate([a[1], b[1]], axis=1)
-    keep = np.argpartition(-vals, m - 1, axis=1)[:, :m]
-    return np.take_along_axis(vals, keep, axis=1), np.take_along_axis(cols, keep, axis=1)
-
-
 class _Running:
     """Each row's m best (block score, column) pairs seen so far, merged block by block and
     kept per block of rows (keyed by its first row), so a part of the rows travels alone."""
@@ -274,25 +262,30 @@ class _Running:
 
     def merge_best(self, row0: int, vals: np.ndarray, cols: np.ndarray) -> None:
         """Fold candidate (score, column) pairs of rows row0.. into the rows' best m."""
+        m = self.m
         if row0 not in self.blocks:
-            m = self.m
             self.blocks[row0] = (np.full((len(vals), m), -np.inf, dtype=np.float32),
                                  np.full((len(vals), m), -1, dtype=np.int64))
-        self.blocks[row0] = best_of(self.blocks[row0], (vals, cols), self.m)
+        old_vals, old_cols = self.blocks[row0]
+        all_vals = np.concatenate([old_vals, vals], axis=1)
+        all_cols = np.concatenate([old_cols, cols], axis=1)
+        keep = np.argpartition(-all_vals, m - 1, axis=1)[:, :m]
+        self.blocks[row0] = (np.take_along_axis(all_vals, keep, axis=1),
+                             np.take_along_axis(all_cols, keep, axis=1))
 
-    def candidates(self, start: int, k: int, tolerance: float) -> tuple[
-        list[np.ndarray], np.ndarray
-    ]:
-        """The block of rows start..'s candidates within `tolerance` of their k-th best,
-        and the rows whose m kept pairs were all that close (more may have been dropped:
-        scan them whole)."""
-        vals, cols = self.blocks[start]
-        kth = -np.partition(-vals, k - 1, axis=1)[:, k - 1]
-        threshold = np.where(np.isfinite(kth), kth - np.float32(tolerance), -np.inf)
-        keep = (vals >= threshold[:, None]) & np.isfinite(vals)
-        lowest = vals.min(axis=1)
-        unsure = np.flatnonzero(np.isfinite(lowest) & (lowest >= threshold))
-        return [cols[r, keep[r]] for r in range(len(vals))], unsure
+
+def _candidates(
+    vals: np.ndarray, cols: np.ndarray, k: int, tolerance: float
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Rows' candidates within `tolerance` of their k-th best kept block score, and the
+    rows whose kept pairs were all that close (more may have been dropped: scan them
+    whole)."""
+    kth = -np.partition(-vals, k - 1, axis=1)[:, k - 1]
+    threshold = np.where(np.isfinite(kth), kth - np.float32(tolerance), -np.inf)
+    keep = (vals >= threshold[:, None]) & np.isfinite(vals)
+    lowest = vals.min(axis=1)
+    unsure = np.flatnonzero(np.isfinite(lowest) & (lowest >= threshold))
+    return [cols[r, keep[r]] for r in range(len(vals))], unsure
 
 
 def _pair_block(
@@ -419,9 +412,7 @@ def finish_rows(
     tolerance = blas_tolerance(inputs.sq_norms)
     out = []
     for rule, (vals, cols) in zip(rules, bests, strict=True):
-        best = _Running(vals.shape[1])
-        best.blocks[start] = (vals, cols)
-        cands, unsure = best.candidates(start, kk, tolerance)
+        cands, unsure = _candidates(vals, cols, kk, tolerance)
         for r in unsure:  # near-ties beyond the kept pairs: this row against all
             (full,) = _row_candidates(rule, inputs, start + r, k, metric, margin, tolerance)
             cands[r] = full

@@ -81,18 +81,12 @@ def test_colour_descriptor_sees_the_product_not_the_background():
 
 
 def _reference_soft_histogram(lab: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The first (v1) soft histogram, kept as written then: corner by corner, with the
-    weights as one product over the three axes."""
-    from pipeline.colour import AB_BINS, AB_GAIN, AB_RANGE, L_BINS
+    """The first (v1) soft histogram's corner loop, kept as written then: one bincount per
+    corner, the weights as one product over the three axes (the bin coordinates did not
+    change)."""
+    from pipeline.colour import AB_BINS, _bin_coords
 
-    coords = np.empty_like(lab)
-    coords[:, 0] = lab[:, 0] / 100 * L_BINS - 0.5
-    ab = np.clip(lab[:, 1:] * AB_GAIN, -AB_RANGE, AB_RANGE)
-    coords[:, 1:] = (ab + AB_RANGE) / (2 * AB_RANGE) * AB_BINS - 0.5
-    top = np.array([L_BINS - 1, AB_BINS - 1, AB_BINS - 1])
-    coords = np.clip(coords, 0, top)
-    low = np.floor(coords).astype(np.int64)
-    frac = coords - low
+    low, frac, top = _bin_coords(lab)
     hist = np.zeros(COLOUR_DIM)
     for corner in range(8):
         step = np.array([(corner >> 2) & 1, (corner >> 1) & 1, corner & 1])
