@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 from .ann import SUGGEST_FROM
 from .catalog import CatalogError
-from .evaluate import EvaluationError, evaluate_rows, format_report
+from .evaluate import EvaluationError, add_evaluate_arguments, run_evaluate
 from .precomputed import PrecomputedError
 from .rows import (
     DEFAULT_COLOUR_WEIGHT,
@@ -89,12 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                    "default 300)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    e = sub.add_parser("evaluate", help="precision@k and vote accuracy against a label")
-    e.add_argument("precomputed", type=Path)
-    e.add_argument("--label", required=True, help="attribute column, e.g. articleType")
-    e.add_argument("--k", type=int, default=5)
-    e.add_argument("--row", help="evaluate only this row (default: every row)")
-    e.add_argument("--json", action="store_true", help="machine-readable output")
+    e = sub.add_parser("evaluate", help="how good the rows are: precision@k per label, ...")
+    add_evaluate_arguments(e)
     return p
 
 
@@ -137,16 +132,6 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    evs = evaluate_rows(args.precomputed, args.label, args.k, args.row)
-    if args.json:  # the first (or chosen) row at the top, as before rows; every row in "rows"
-        data = {**evs[0].as_dict(), "rows": {ev.row: ev.as_dict() for ev in evs}}
-        print(json.dumps(data, indent=2))
-    else:
-        print("\n\n".join(format_report(ev) for ev in evs))
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors end in one line on stderr and exit code 1."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -159,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         CatalogError, BuildError, PrecomputedError, EvaluationError, ModelError, SchedulerError
     )
     try:
-        return _build(args) if args.command == "build" else _evaluate(args)
+        return _build(args) if args.command == "build" else run_evaluate(args)
     except user_errors as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,3 +129,23 @@ def format_report(ev: Evaluation, worst: int = 10) -> str:
             f"vote={r['vote_accuracy']:.3f}"
         )
     return "\n".join(lines)
+
+
+def add_evaluate_arguments(e: argparse.ArgumentParser) -> None:
+    """The options of `python -m pipeline evaluate`."""
+    e.add_argument("precomputed", type=Path)
+    e.add_argument("--label", required=True, help="attribute column, e.g. articleType")
+    e.add_argument("--k", type=int, default=5)
+    e.add_argument("--row", help="evaluate only this row (default: every row)")
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Run `python -m pipeline evaluate` with parsed `args`; print the report."""
+    evs = evaluate_rows(args.precomputed, args.label, args.k, args.row)
+    if args.json:  # the first (or chosen) row at the top, as before rows; every row in "rows"
+        data = {**evs[0].as_dict(), "rows": {ev.row: ev.as_dict() for ev in evs}}
+        print(json.dumps(data, indent=2))
+    else:
+        print("\n\n".join(format_report(ev) for ev in evs))
+    return 0
