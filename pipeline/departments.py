@@ -91,7 +91,7 @@ def department_of_text(text: str | None, whole: bool = False) -> str | None:
         found.discard(UNISEX)  # in titles "all", "uni" are ordinary words ("All Star")
     if not found:
         return None
-    if UNISEX in found or _ADULT <= found:
+    if UNISEX in found or found >= _ADULT:
         return UNISEX
     if len(found) == 1:
         return next(iter(found))
@@ -135,9 +135,9 @@ def find_department_source(
         share = covered / sum(distinct.values())
         depts = {d for d in named.values() if d and d != UNISEX}
         coverage = covered / n
-        if share >= COLUMN_SHARE and coverage >= COVERAGE and len(depts) >= 2:
-            if best is None or coverage > best[0]:
-                best = (coverage, column)
+        qualifies = share >= COLUMN_SHARE and coverage >= COVERAGE and len(depts) >= 2
+        if qualifies and (best is None or coverage > best[0]):
+            best = (coverage, column)
     if best is not None:
         return DepartmentSource("column", best[1], best[0])
     found = [department_of_text(t) for t in titles]
