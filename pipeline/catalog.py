@@ -13,12 +13,15 @@ standard library is imported, so the scraper does not pull in numpy or TensorFlo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".jfif"}
@@ -37,10 +40,15 @@ ID_MAX_CHARS = 120  # longer ids are cut and given a hash suffix, so they stay d
 _TRANSLITERATE = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O",
                                 "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "þ": "th",
                                 "Þ": "Th", "œ": "oe", "Œ": "OE", "ı": "i"})
-# Text fields the scraper writes are capped (the pipeline reads longer ones too)
+# Text fields are capped: by the scraper when it writes them, by the pipeline when it reads
 MAX_TITLE_CHARS = 500
 MAX_ATTRIBUTE_CHARS = 1000
 CSV_FIELD_LIMIT = 64 * 1024 * 1024  # the csv module's default (131072) refuses long titles
+# A CSV line (or a record of several lines) longer than this is refused before it is
+# read whole: a 1 GiB line took 2.1 GB of memory to refuse. 4 Mi characters leave room
+# for a 300 KB title, which is then capped.
+MAX_CSV_LINE_CHARS = 4 * 1024 * 1024
+DOT_IDS = (".", "..")  # match ID_PATTERN but name folders, not products
 FLOAT_INTEGER = re.compile(r"[+-]?[0-9]+\.0")  # how pandas writes an integer it made a float
 
 
@@ -114,21 +122,122 @@ def allow_long_csv_fields() -> None:
         csv.field_size_limit(CSV_FIELD_LIMIT)
 
 
-def undo_float_upcast(rows: list[dict[str, str]], columns: list[str]) -> None:
-    """Integer columns that pandas wrote as floats ("2011.0"), back to "2011", in place.
+class _CappedLines:
+    """A text file's lines for `csv.reader`, each record (one line, or several when a
+    quoted field holds newlines) at most `limit` characters: a longer one raises
+    CatalogError naming the file and the record's first line, having read at most
+    `limit` + 1 characters of it."""
+
+    def __init__(self, fh: TextIO, name: str, limit: int) -> None:
+        self.fh, self.name, self.limit = fh, name, limit
+        self.lines = 0  # physical lines read so far
+        self.record_start = 1  # first physical line of the record being read
+        self.record_chars = 0
+
+    def __iter__(self) -> _CappedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.fh.readline(self.limit - self.record_chars + 1)
+        if not line:
+            raise StopIteration
+        self.lines += 1
+        self.record_chars += len(line)
+        if self.record_chars > self.limit:
+            raise CatalogError(f"{self.name} line {self.record_start}: longer than "
+                               f"{self.limit:,} characters (a CSV line or record's cap)")
+        return line
+
+    def next_record(self) -> None:
+        """The caller has a whole record: count the next one from the next line."""
+        self.record_start, self.record_chars = self.lines + 1, 0
+
+
+@contextlib.contextmanager
+def csv_records(path: Path, limit: int = MAX_CSV_LINE_CHARS
+                ) -> Iterator[tuple[list[str], Iterator[tuple[int, dict[str, str]]]]]:
+    """Open a UTF-8 CSV: its header and its records, streamed as (first line number,
+    record), while the `with` block runs.
+
+    Nothing longer than `limit` characters is read into memory: a longer line or record
+    raises CatalogError with the file name and line number, and so do undecodable bytes,
+    malformed CSV and a file without a header row (one line each).
+    """
+    allow_long_csv_fields()
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        lines = _CappedLines(fh, path.name, limit)
+        reader = csv.DictReader(lines)
+
+        def step() -> dict[str, str] | None:
+            try:
+                return next(reader)
+            except StopIteration:
+                return None
+            except UnicodeDecodeError as e:
+                raise CatalogError(f"{path}: not UTF-8 ({e.reason} near line "
+                                   f"{lines.lines + 1})") from None
+            except csv.Error as e:
+                raise CatalogError(f"{path}: malformed CSV at line {lines.lines} ({e})"
+                                   ) from None
+
+        def records() -> Iterator[tuple[int, dict[str, str]]]:
+            while (record := step()) is not None:
+                yield lines.record_start, record
+                lines.next_record()
+
+        try:
+            header = list(reader.fieldnames or [])
+        except UnicodeDecodeError as e:
+            raise CatalogError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+        except csv.Error as e:
+            raise CatalogError(f"{path}: malformed CSV at line 1 ({e})") from None
+        if not header:
+            raise CatalogError(f"{path}: empty file (no header row)")
+        lines.next_record()
+        yield header, records()
+
+
+class FloatUpcast:
+    """Finds, as records stream by, the integer columns that pandas wrote as floats
+    ("2011.0"), then writes their values back as integers ("2011").
 
     pandas reads an integer column with a missing value as floats and writes it back as
     `2011.0`: Kaggle's fashion `styles.csv` has `year` so. A column is changed only when
     every one of its non-empty values is an integer followed by `.0`; one other value
     (`4.5`, `n/a`) leaves the whole column as written.
     """
-    for col in columns:
-        present = [v for r in rows if isinstance(v := r.get(col), str) and v.strip()]
-        if present and all(FLOAT_INTEGER.fullmatch(v.strip()) for v in present):
+
+    def __init__(self, columns: list[str]) -> None:
+        self.candidates = dict.fromkeys(columns, False)  # column -> a value seen
+
+    def see(self, record: dict[str, str]) -> None:
+        """Look at one record's values (every record of the file, kept or not)."""
+        for col in list(self.candidates):
+            v = record.get(col)
+            if isinstance(v, str) and v.strip():
+                if FLOAT_INTEGER.fullmatch(v.strip()):
+                    self.candidates[col] = True
+                else:
+                    del self.candidates[col]
+
+    def undo(self, rows: list[dict[str, str]]) -> None:
+        """The upcast columns of `rows`, back to integers, in place."""
+        for col, seen in self.candidates.items():
+            if not seen:
+                continue
             for r in rows:
                 v = r.get(col)
                 if isinstance(v, str) and v.strip():
                     r[col] = v.strip()[:-2]
+
+
+def undo_float_upcast(rows: list[dict[str, str]], columns: list[str]) -> None:
+    """Integer columns that pandas wrote as floats ("2011.0"), back to "2011", in place
+    (:class:`FloatUpcast` over all of `rows`)."""
+    upcast = FloatUpcast(columns)
+    for r in rows:
+        upcast.see(r)
+    upcast.undo(rows)
 
 
 def _parse_price(value: str | None, where: str) -> float | None:
@@ -163,22 +272,6 @@ def _bare_folder_rows(folder: Path) -> list[CatalogRow]:
     return rows
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    allow_long_csv_fields()
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
-    except UnicodeDecodeError as e:
-        raise CatalogError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
-    except csv.Error as e:
-        raise CatalogError(f"{path}: malformed CSV ({e})") from None
-    if not header:
-        raise CatalogError(f"{path}: empty file (no header row)")
-    return header, rows
-
-
 def _csv_rows(
     csv_path: Path,
     base: Path,
@@ -187,7 +280,21 @@ def _csv_rows(
     title_column: str | None,
     check_ids: bool,
 ) -> list[CatalogRow]:
-    header, records = _read_csv(csv_path)
+    with csv_records(csv_path) as (header, records):
+        return _rows_of_records(csv_path, header, records, base, id_column, image_column,
+                                title_column, check_ids)
+
+
+def _rows_of_records(
+    csv_path: Path,
+    header: list[str],
+    records: Iterator[tuple[int, dict[str, str]]],
+    base: Path,
+    id_column: str,
+    image_column: str | None,
+    title_column: str | None,
+    check_ids: bool,
+) -> list[CatalogRow]:
     if id_column not in header:
         raise CatalogError(
             f"{csv_path}: no id column {id_column!r} (columns: {', '.join(header)}); "
@@ -202,14 +309,17 @@ def _csv_rows(
             by_stem.setdefault(p.stem, p)
     taken = {id_column, image_column, title_column, *CORE_COLUMNS}
     attr_columns = [c for c in header if c and c not in taken]
-    undo_float_upcast(records, attr_columns)
+    title_key = title_column or "title"
     rows: list[CatalogRow] = []
     first_line: dict[str, int] = {}
-    for line, rec in enumerate(records, start=2):
+    for line, rec in records:
         where = f"{csv_path.name} line {line}"
         raw_id = (rec.get(id_column) or "").strip()
         if not raw_id:
             raise CatalogError(f"{where}: empty id")
+        if raw_id in DOT_IDS:
+            raise CatalogError(f"{where}: id {raw_id!r} is not a product id ('.' and '..' "
+                               "name folders)")
         if check_ids and not ID_PATTERN.match(raw_id):
             raise CatalogError(f"{where}: id {raw_id!r} is not filesystem-safe ([A-Za-z0-9._-]+)")
         pid = raw_id if ID_PATTERN.match(raw_id) else safe_id(raw_id)
@@ -221,19 +331,21 @@ def _csv_rows(
             image = (base / rel) if rel else base / f"{pid}.missing"
         else:
             image = by_stem.get(raw_id, base / f"{raw_id}.jpg")
-        title_key = title_column or "title"
+        title = (rec.get(title_key) or "").strip()
         rows.append(
             CatalogRow(
                 id=pid,
                 image=image,
-                title=(rec.get(title_key) or "").strip() or None,
+                title=clip_text(title, MAX_TITLE_CHARS) or None,
                 price=_parse_price(rec.get("price"), where),
                 currency=(rec.get("currency") or "").strip() or None,
                 product_url=(rec.get("product_url") or "").strip() or None,
                 image_url=(rec.get("image_url") or "").strip() or None,
-                attrs={c: (rec.get(c) or "").strip() for c in attr_columns},
+                attrs={c: clip_text((rec.get(c) or "").strip(), MAX_ATTRIBUTE_CHARS)
+                       for c in attr_columns},
             )
         )
+    undo_float_upcast([r.attrs for r in rows], attr_columns)
     return rows
 
 

@@ -10,16 +10,15 @@ attribute. Images get the crawler's validation, sha256 and dedupe.
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.catalog import CORE_COLUMNS, allow_long_csv_fields, make_id, undo_float_upcast
+from pipeline.catalog import CORE_COLUMNS, CatalogError, FloatUpcast, csv_records, make_id
 from scraper import ScraperError
 from scraper.catalog import write_catalog
 from scraper.images import ImageError, check_image, store_image
@@ -63,21 +62,70 @@ def _image_files(folder: Path) -> list[Path]:
                   and not p.name.startswith("."))
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    allow_long_csv_fields()
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            rows = list(reader)
-            return list(reader.fieldnames or []), rows
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ScraperError(f"cannot read metadata {path}: {exc}") from None
-
-
 def _need_column(columns: list[str], name: str | None, option: str, path: Path) -> None:
     if name is not None and name not in columns:
         raise ScraperError(f"{path} has no column '{name}' ({option}); columns: "
                            f"{', '.join(columns)}")
+
+
+def _metadata_products(
+    meta_path: Path, columns: list[str], records: Iterator[tuple[int, dict[str, str]]],
+    images: Path, by_stem: dict[str, list[Path]], summary: ImportSummary, id_column: str,
+    title_column: str | None, image_column: str | None, price_column: str | None,
+    currency_column: str | None,
+) -> list[tuple[str, Path, dict[str, str], dict[str, str]]]:
+    """The products of a metadata CSV's records, read one at a time: a row without a
+    usable id or image file is counted in `summary` and not kept."""
+    for name, option in ((id_column, "--id-column"), (title_column, "--title-column"),
+                         (image_column, "--image-column"), (price_column, "--price-column"),
+                         (currency_column, "--currency-column")):
+        _need_column(columns, name, option, meta_path)
+    mapped = {id_column: "id"}
+    for col, core in ((title_column, "title"), (price_column, "price"),
+                      (currency_column, "currency")):
+        if col:
+            mapped[col] = core
+    if image_column:
+        mapped[image_column] = "image"
+    upcast = FloatUpcast([c for c in columns if mapped.get(c, c) not in CORE_COLUMNS])
+    products = []
+    for n, row in records:
+        upcast.see(row)  # every row decides, also those skipped
+        raw_id = (row.get(id_column) or "").strip()
+        pid = make_id(raw_id)
+        if pid is None:
+            summary.skip(f"empty or unusable {id_column!r}", f"{meta_path.name} line {n}")
+            continue
+        if image_column:
+            rel = (row.get(image_column) or "").strip()
+            source: Path | str = images / rel if rel else "no image path in the row"
+        else:
+            matches = by_stem.get(raw_id, [])
+            source = (matches[0] if len(matches) == 1 else
+                      "no image file named <id>.<ext>" if not matches else
+                      "several image files named <id>.*")
+        if isinstance(source, str):
+            summary.skip(source, pid)
+            continue
+        core, attrs = {}, {}
+        for col, value in row.items():
+            if col is None:
+                continue
+            target = mapped.get(col, col)
+            if target in ("id", "image", "sha256"):
+                continue
+            if target in CORE_COLUMNS:
+                core[target] = value or ""
+            else:
+                attrs[col] = value or ""
+        if "price" in core:
+            price, currency = parse_price(core["price"])
+            core["price"] = price or ""
+            if currency and not core.get("currency"):
+                core["currency"] = currency
+        products.append((pid, source, core, attrs))
+    upcast.undo([attrs for _, _, _, attrs in products])
+    return products
 
 
 def import_folder(images: str | Path, out: str | Path, **options) -> ImportSummary:
@@ -109,8 +157,8 @@ def _import_folder(images: str | Path, out: str | Path, metadata: str | Path | N
     for p in files:
         by_stem.setdefault(p.stem, []).append(p)
 
-    # (id, image path or problem, core values, attributes) per product
-    products: list[tuple[str, Path | str, dict[str, str], dict[str, str]]] = []
+    # (id, image path, core values, attributes) per product
+    products: list[tuple[str, Path, dict[str, str], dict[str, str]]] = []
     summary = ImportSummary(out)
     if metadata is None:
         if not files:
@@ -124,50 +172,15 @@ def _import_folder(images: str | Path, out: str | Path, metadata: str | Path | N
             products.append((pid, p, {}, {}))
     else:
         meta_path = Path(metadata)
-        columns, rows = _read_csv(meta_path)
-        for name, option in ((id_column, "--id-column"), (title_column, "--title-column"),
-                             (image_column, "--image-column"), (price_column, "--price-column"),
-                             (currency_column, "--currency-column")):
-            _need_column(columns, name, option, meta_path)
-        mapped = {id_column: "id"}
-        for col, core in ((title_column, "title"), (price_column, "price"),
-                          (currency_column, "currency")):
-            if col:
-                mapped[col] = core
-        if image_column:
-            mapped[image_column] = "image"
-        undo_float_upcast(rows, [c for c in columns if mapped.get(c, c) not in CORE_COLUMNS])
-        for n, row in enumerate(rows, start=2):
-            raw_id = (row.get(id_column) or "").strip()
-            pid = make_id(raw_id)
-            if pid is None:
-                summary.skip(f"empty or unusable {id_column!r}", f"{meta_path.name} line {n}")
-                continue
-            core, attrs = {}, {}
-            for col, value in row.items():
-                if col is None:
-                    continue
-                target = mapped.get(col, col)
-                if target in ("id", "image", "sha256"):
-                    continue
-                if target in CORE_COLUMNS:
-                    core[target] = value or ""
-                else:
-                    attrs[col] = value or ""
-            if "price" in core:
-                price, currency = parse_price(core["price"])
-                core["price"] = price or ""
-                if currency and not core.get("currency"):
-                    core["currency"] = currency
-            if image_column:
-                rel = (row.get(image_column) or "").strip()
-                source: Path | str = images / rel if rel else "no image path in the row"
-            else:
-                matches = by_stem.get(raw_id, [])
-                source = (matches[0] if len(matches) == 1 else
-                          f"no image file named {raw_id}.<ext>" if not matches else
-                          f"several image files named {raw_id}.*")
-            products.append((pid, source, core, attrs))
+        try:
+            with csv_records(meta_path) as (columns, records):
+                products = _metadata_products(
+                    meta_path, columns, records, images, by_stem, summary, id_column,
+                    title_column, image_column, price_column, currency_column)
+        except OSError as exc:
+            raise ScraperError(f"cannot read metadata {meta_path}: {exc}") from None
+        except CatalogError as exc:  # names the file (and the line)
+            raise ScraperError(f"cannot read metadata: {exc}") from None
 
     products.sort(key=lambda t: t[0])
     stored: dict[str, str] = {}
@@ -177,9 +190,6 @@ def _import_folder(images: str | Path, out: str | Path, metadata: str | Path | N
                                          disable=None if progress is None else not progress):
         if pid in seen_ids:
             summary.skip("duplicate id", pid)
-            continue
-        if isinstance(source, str):
-            summary.skip(source.replace(pid, "<id>"), pid)
             continue
         try:
             data = source.read_bytes()

@@ -1,0 +1,202 @@
+"""Hostile data (issue 22): long words and fields, huge CSV lines, planted indexes, odd ids,
+and searches built to be slow. Each test failed on the code before its fix."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.catalog import (
+    MAX_ATTRIBUTE_CHARS,
+    MAX_CSV_LINE_CHARS,
+    MAX_TITLE_CHARS,
+    CatalogError,
+    read_catalog,
+)
+from pipeline.shop_index import search_words, searchable_text
+from scraper.local_import import import_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+MiB = 1024 * 1024
+
+
+def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter from the repository root (own memory, own clock)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def write_catalog_csv(folder: Path, rows: list[dict[str, str]]) -> Path:
+    """A catalog folder with `rows` (each with a real 8x8 PNG) as catalog.csv."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with (folder / "catalog.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            Image.new("RGB", (8, 8), (200, 30, 30)).save(folder / row["image"])
+            writer.writerow(row)
+    return folder
+
+
+# ----------------------------------------------------------------------------- long words
+
+
+def test_index_text_of_a_very_long_word_is_linear() -> None:
+    # The compound-word regex backtracked over the whole word from every position:
+    # 5,000 characters 0.39 s, 40,000 23.5 s; 400,000 would take about 40 minutes.
+    code = ("from pipeline.shop_index import searchable_text, search_words\n"
+            "word = 'a' * 400_000\n"
+            "assert searchable_text(word + ' tops') == word + ' tops top'\n"
+            "assert search_words('x-' + word + ' T-shirt') == ['x' + word, 'tshirt']\n")
+    done = run_python(code, timeout=30)  # linear: well under a second
+    assert done.returncode == 0, done.stderr
+
+
+def test_compounds_and_plurals_are_still_indexed() -> None:
+    # what the index held before the regex was made linear
+    assert searchable_text("Red T-shirts") == "Red T-shirts tshirts shirt tshirt"
+    assert searchable_text("Women's Tops") == "Women's Tops womens top women"
+    assert searchable_text("a-b--c-d e‐f") == "a-b--c-d e‐f ab cd ef"
+    assert searchable_text("x_y-z ab- -ab-cd-") == "x_y-z ab- -ab-cd- yz abcd"
+    assert search_words("T-shirt rock'n'roll, x_y") == ["tshirt", "rocknroll", "x", "y"]
+
+
+def test_pipeline_caps_titles_and_attributes_as_the_scraper_does(tmp_path: Path) -> None:
+    huge_title = "Long " + "w" * 300_000  # a 300 KB title, one 300,000-character word
+    folder = write_catalog_csv(tmp_path / "cat", [
+        {"id": "a1", "image": "images/a1.png", "title": huge_title, "notes": "n" * 40_000},
+        {"id": "a2", "image": "images/a2.png", "title": "Short", "notes": "fine"},
+    ])
+    rows = {r.id: r for r in read_catalog(folder)}
+    assert len(rows["a1"].title or "") <= MAX_TITLE_CHARS and rows["a1"].title.endswith("…")
+    assert len(rows["a1"].attrs["notes"]) <= MAX_ATTRIBUTE_CHARS
+    assert rows["a2"].title == "Short" and rows["a2"].attrs["notes"] == "fine"
+
+
+# ----------------------------------------------------------------------------- CSV lines
+
+
+def sparse_csv(path: Path, header: str, first: str, size: int) -> Path:
+    """A CSV whose second line is `first` followed by `size` bytes of NULs and no newline:
+    a sparse file, so the disk holds almost nothing."""
+    with path.open("wb") as fh:
+        fh.write(f"{header}\n{first}".encode())
+        fh.truncate(fh.tell() + size)
+    return path
+
+
+PEAK_RSS = ("import resource\n"
+            "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+
+
+def peak_mib(out: str) -> int:
+    return next(int(line.split()[1]) for line in out.splitlines() if line.startswith("peak"))
+
+
+def test_a_huge_csv_line_is_refused_without_reading_it(tmp_path: Path) -> None:
+    folder = tmp_path / "cat"
+    folder.mkdir()
+    sparse_csv(folder / "catalog.csv", "id,image,title", "a1,images/a1.png,", 300 * MiB)
+    done = run_python(
+        "from pipeline.catalog import read_catalog, CatalogError\n"
+        f"try:\n    read_catalog({str(folder)!r})\n"
+        "except CatalogError as e:\n    print('error:', e)\n" + PEAK_RSS)
+    assert done.returncode == 0, done.stderr
+    errors = [line for line in done.stdout.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "catalog.csv line 2" in errors[0], done.stdout
+    assert peak_mib(done.stdout) < 120, done.stdout  # was 2x the line: 600+ MiB
+
+
+def test_scraper_import_refuses_a_huge_metadata_line(tmp_path: Path) -> None:
+    images = tmp_path / "photos"
+    images.mkdir()
+    Image.new("RGB", (8, 8)).save(images / "a1.png")
+    meta = sparse_csv(tmp_path / "styles.csv", "id,title", "a1,", 300 * MiB)
+    done = run_python(
+        "from scraper import ScraperError\n"
+        "from scraper.local_import import import_folder\n"
+        f"try:\n    import_folder({str(images)!r}, {str(tmp_path / 'out')!r}, "
+        f"metadata={str(meta)!r}, progress=False)\n"
+        "except ScraperError as e:\n    print('error:', e)\n" + PEAK_RSS)
+    assert done.returncode == 0, done.stderr
+    errors = [line for line in done.stdout.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "styles.csv line 2" in errors[0], done.stdout
+    assert peak_mib(done.stdout) < 150, done.stdout
+
+
+def test_a_record_of_many_short_lines_is_capped_too(tmp_path: Path) -> None:
+    # one quoted field of many short lines: each line is small, the record is not
+    folder = tmp_path / "cat"
+    folder.mkdir()
+    n_lines = MAX_CSV_LINE_CHARS // 10 + 10
+    with (folder / "catalog.csv").open("w", encoding="utf-8") as fh:
+        fh.write('id,image,title\na1,images/a1.png,"')
+        fh.writelines("123456789\n" for _ in range(n_lines))
+        fh.write('"\n')
+    with pytest.raises(CatalogError, match=r"catalog\.csv line 2\b") as err:
+        read_catalog(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_lines_under_the_cap_are_read_whole(tmp_path: Path) -> None:
+    title = "Dress " + "x" * (MAX_CSV_LINE_CHARS // 2)  # long, under the line cap
+    folder = write_catalog_csv(tmp_path / "cat", [
+        {"id": "a1", "image": "images/a1.png", "title": title},
+        {"id": "a2", "image": "images/a2.png", "title": 'Quoted "multi\nline"'},
+    ])
+    rows = {r.id: r for r in read_catalog(folder)}
+    assert rows["a1"].title.startswith("Dress x") and rows["a2"].title == 'Quoted "multi\nline"'
+
+
+def test_garbage_metadata_rows_are_counted_not_kept(tmp_path: Path) -> None:
+    images = tmp_path / "photos"
+    images.mkdir()
+    Image.new("RGB", (8, 8)).save(images / "real.png")
+    meta = tmp_path / "styles.csv"
+    with meta.open("w", encoding="utf-8") as fh:
+        fh.write("id,title,colour\nreal,Real one,Red\n")
+        fh.writelines(f"Ünïcode-{i:06d},garbage {i},x{i}\n" for i in range(3000))
+    summary = import_folder(images, tmp_path / "out", metadata=meta, progress=False,
+                            say=lambda m: None)
+    assert summary.rows == 1 and sum(summary.skipped.values()) == 3000
+    # one reason for all of them, not one per id (the summary printed 3,000 lines)
+    assert list(summary.skipped) == ["no image file named <id>.<ext>"]
+
+
+# ----------------------------------------------------------------------------- ids
+
+
+@pytest.mark.parametrize("bad", [".", ".."])
+def test_dot_ids_are_refused_by_the_pipeline(tmp_path: Path, bad: str) -> None:
+    folder = write_catalog_csv(tmp_path / "cat", [
+        {"id": "a1", "image": "images/a1.png", "title": "One"},
+        {"id": bad, "image": "images/a2.png", "title": "Dots"},
+    ])
+    with pytest.raises(CatalogError, match=r"catalog\.csv line 3: id '\.{1,2}'") as err:
+        read_catalog(folder)
+    assert "\n" not in str(err.value)
+    # a metadata CSV (ids made safe, not checked) refuses them the same way
+    meta = tmp_path / "styles.csv"
+    meta.write_text(f"id,title\na1,One\n{bad},Dots\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"styles\.csv line 3: id '\.{1,2}'"):
+        read_catalog(folder / "images", meta)
+
+
+def test_scraper_import_never_writes_dot_ids(tmp_path: Path) -> None:
+    images = tmp_path / "photos"
+    images.mkdir()
+    for name in ("a1", "dots"):
+        Image.new("RGB", (8, 8)).save(images / f"{name}.png")
+    meta = tmp_path / "styles.csv"
+    meta.write_text("id,title,file\na1,One,a1.png\n.,Dot,dots.png\n..,Dots,dots.png\n"
+                    "...,More,dots.png\n", encoding="utf-8")
+    summary = import_folder(images, tmp_path / "out", metadata=meta, image_column="file",
+                            progress=False, say=lambda m: None)
+    assert summary.rows == 1 and sum(summary.skipped.values()) == 3
+    assert [r.id for r in read_catalog(tmp_path / "out")] == ["a1"]
