@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -118,13 +119,35 @@ def singular(word: str) -> str:
     return word
 
 
+def source_files(folder: Path, meta: bytes) -> list[str]:
+    """The JSON files an index is derived from: products.json, neighbours.json and the
+    further rows' files that meta.json names (plain file names only)."""
+    names = [PRODUCTS_FILE, NEIGHBOURS_FILE]
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        for entry in json.loads(meta).get("rows") or []:
+            name = entry.get("file")
+            if (isinstance(name, str) and name.endswith(".json") and name not in names
+                    and not name.startswith(".") and "/" not in name and "\\" not in name):
+                names.append(name)
+    return names
+
+
 def source_signature(folder: Path) -> dict[str, Any]:
-    """What the index was derived from: meta.json's text and the sizes of the JSON files
-    (None for a file that is not there)."""
+    """What the index was derived from: meta.json's text, the sizes of products.json and
+    neighbours.json (None for a file that is not there) and, when both are there, the
+    sha256 of every source file (:func:`source_files`), so an index whose sources were
+    edited, or one made from other files of the same sizes, is never taken as current."""
     meta = (folder / META_FILE).read_bytes()
     sizes = [(folder / name).stat().st_size if (folder / name).is_file() else None
              for name in (PRODUCTS_FILE, NEIGHBOURS_FILE)]
-    return {"meta": meta.decode("utf-8", "replace"), "sizes": sizes}
+    signature: dict[str, Any] = {"meta": meta.decode("utf-8", "replace"), "sizes": sizes}
+    if None not in sizes:
+        sums = {}
+        for name in source_files(folder, meta):
+            with contextlib.suppress(FileNotFoundError), (folder / name).open("rb") as f:
+                sums[name] = hashlib.file_digest(f, "sha256").hexdigest()
+        signature["sha256"] = sums
+    return signature
 
 
 class _ThumbFinder:
@@ -287,8 +310,10 @@ def derive_shop_index(folder: str | Path, out: str | Path | None = None) -> Path
     return write_shop_index(pre.folder, pre.products, pre.neighbours, out, rows)
 
 
-def index_is_current(index: Path, folder: Path) -> bool:
-    """Whether `index` is a readable index derived from the folder's current files.
+def index_is_current(index: Path, folder: Path, current: dict[str, Any] | None = None
+                     ) -> bool:
+    """Whether `index` is a readable index derived from the folder's current files, by
+    content (:func:`source_signature`; `current` is the folder's, when already computed).
 
     A folder deployed with only meta.json and its index (the JSON files left out of a
     Heroku slug) is current when meta.json is the one the index was built with.
@@ -300,7 +325,7 @@ def index_is_current(index: Path, folder: Path) -> bool:
         finally:
             con.close()
         recorded = json.loads(info.get("source") or "{}")
-        current = source_signature(folder)
+        current = current or source_signature(folder)
     except (sqlite3.Error, OSError, ValueError):
         return False
     if info.get("index_version") != str(INDEX_VERSION) or not isinstance(recorded, dict):

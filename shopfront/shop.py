@@ -9,10 +9,12 @@ parent (gunicorn's master under `--preload`) never holds the parsed JSON.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from pipeline.shop_index import (
     index_is_current,
     search_words,
     singular,
+    source_signature,
     tag,
 )
 
@@ -116,22 +119,61 @@ def relevance_tiers(words: list[str]) -> list[str]:
     ]
 
 
+def private_index_dir() -> Path:
+    """This user's directory for derived indexes, `lookalike-<uid>` in the temp dir:
+    created 0700; refused (one line) unless it is a real directory, ours, and writable by
+    no one else, so no other user can plant or swap an index in it."""
+    uid = os.getuid()
+    path = Path(tempfile.gettempdir()) / f"lookalike-{uid}"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    try:
+        info = path.lstat()  # a symlink is refused, never followed
+    except OSError as e:
+        raise PrecomputedError(f"{path}: cannot use it for derived indexes ({e.strerror})"
+                               ) from None
+    if (not stat.S_ISDIR(info.st_mode) or info.st_uid != uid
+            or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+        kind = "directory" if stat.S_ISDIR(info.st_mode) else "symlink or file"
+        raise PrecomputedError(
+            f"{path} is not a private directory of this user (a {kind} of uid "
+            f"{info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}); remove it, or set TMPDIR "
+            "to a directory of your own")
+    return path
+
+
 def index_path_for(folder: Path) -> Path:
-    """Where a folder's index lives: inside it, or in the temp dir if it is read-only."""
-    inside = folder / INDEX_FILE
-    if inside.exists() or os.access(folder, os.W_OK):
-        return inside
+    """Where a folder's index lives: inside it if the folder is writable, else in this
+    user's private directory (:func:`private_index_dir`), named after the folder's path."""
+    if os.access(folder, os.W_OK):
+        return folder / INDEX_FILE
     key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"lookalike-{key}-{INDEX_FILE}"
+    return private_index_dir() / f"{key}-{INDEX_FILE}"
+
+
+def _is_own_file(path: Path) -> bool:
+    """Whether `path` is a regular file (not a symlink) of this user."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid()
 
 
 def ensure_index(folder: Path) -> Path:
-    """The folder's current index, derived in a child process when missing or stale."""
+    """The folder's current index, derived in a child process when missing or stale.
+
+    An index counts as current only when the sha256 of the folder's JSON files matches
+    the one recorded in it (:func:`pipeline.shop_index.index_is_current`); one outside the
+    folder must also be a file of this user in its private directory.
+    """
     index = folder / INDEX_FILE
-    if index.is_file() and index_is_current(index, folder):
+    current = source_signature(folder) if (folder / META_FILE).is_file() else None
+    if index.is_file() and index_is_current(index, folder, current):
         return index
     index = index_path_for(folder)
-    if index.is_file() and index_is_current(index, folder):
+    if (index.parent == folder or _is_own_file(index)) and index_is_current(
+            index, folder, current):
         return index
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.shop_index", str(folder), "--out", str(index)],

@@ -4,6 +4,9 @@ and searches built to be slow. Each test failed on the code before its fix."""
 from __future__ import annotations
 
 import csv
+import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +21,11 @@ from pipeline.catalog import (
     CatalogError,
     read_catalog,
 )
-from pipeline.shop_index import search_words, searchable_text
+from pipeline.precomputed import PrecomputedError
+from pipeline.shop_index import derive_shop_index, search_words, searchable_text
 from scraper.local_import import import_folder
+from shopfront.shop import Shop, index_path_for
+from tests.fake_precomputed import make_fake_precomputed
 
 ROOT = Path(__file__).resolve().parents[1]
 MiB = 1024 * 1024
@@ -200,3 +206,79 @@ def test_scraper_import_never_writes_dot_ids(tmp_path: Path) -> None:
                             progress=False, say=lambda m: None)
     assert summary.rows == 1 and sum(summary.skipped.values()) == 3
     assert [r.id for r in read_catalog(tmp_path / "out")] == ["a1"]
+
+
+# ----------------------------------------------------------------------------- planted index
+
+
+def read_only_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = "old"
+                     ) -> Path:
+    """A folder without shop.sqlite that the app may not write (as os.access says)."""
+    folder = make_fake_precomputed(tmp_path / name, 20, k=3)
+    (folder / "shop.sqlite").unlink()
+    monkeypatch.setattr("shopfront.shop.os.access", lambda path, mode: False)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return folder
+
+
+def test_derived_index_lives_in_a_private_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = read_only_folder(tmp_path, monkeypatch)
+    shop = Shop(folder)
+    assert shop.n_products == 20 and not (folder / "shop.sqlite").exists()
+    private = shop.index_path.parent
+    info = private.lstat()
+    assert stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+    assert stat.S_IMODE(info.st_mode) == 0o700
+    assert private.parent == tmp_path / "tmp"
+    assert Shop(folder).index_path == shop.index_path  # derived once, then reused
+
+
+def test_a_planted_index_with_matching_sizes_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = read_only_folder(tmp_path, monkeypatch)
+    products = json.loads((folder / "products.json").read_text(encoding="utf-8"))
+    real = products[1]["title"]
+    # same meta.json, same file sizes, another title: a size signature cannot tell
+    planted_from = tmp_path / "planted"
+    planted_from.mkdir()
+    for name in os.listdir(folder):
+        if name.endswith(".json"):
+            (planted_from / name).write_bytes((folder / name).read_bytes())
+    text = (planted_from / "products.json").read_text(encoding="utf-8")
+    fake = ("PLANTED " + real)[: len(real)]
+    (planted_from / "products.json").write_text(text.replace(json.dumps(real), json.dumps(fake)),
+                                                encoding="utf-8")
+    assert (planted_from / "products.json").stat().st_size == (folder / "products.json").stat(
+    ).st_size
+    target = index_path_for(folder)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    derive_shop_index(planted_from, target)
+    shop = Shop(folder)
+    assert shop.item(products[1]["id"]).title == real
+
+
+@pytest.mark.parametrize("attack", ["world-writable", "symlink", "other-owner"])
+def test_an_unsafe_index_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attack: str
+) -> None:
+    folder = read_only_folder(tmp_path, monkeypatch)
+    private = tmp_path / "tmp" / f"lookalike-{os.getuid()}"  # as another user would plant it
+    if attack == "world-writable":
+        private.mkdir()
+        private.chmod(0o777)
+    elif attack == "symlink":
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir(mode=0o700)
+        private.symlink_to(elsewhere)
+    else:
+        if os.getuid() != 0:
+            pytest.skip("needs root to give a directory to another user")
+        private.mkdir(mode=0o700)
+        os.chown(private, 65534, 65534)
+    with pytest.raises(PrecomputedError, match="not a private directory") as err:
+        Shop(folder)
+    assert "\n" not in str(err.value) and str(private) in str(err.value)
