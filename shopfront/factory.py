@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from dash import ClientsideFunction, Input, Output, State, dcc, html
 
 from .components import navbar
 from .document import BRAND, ShopDash, to_html
+from .hosts import HOSTS_ENV, parse_hosts
 from .pages import STATIC_PAGES, catalog
 from .pages.not_found import not_found_view
 from .router import Page, View, route
@@ -69,8 +71,10 @@ def create_app(
     """Build the shop front for a Shop (or a precomputed folder, opened here).
 
     `extra_pages` add pages with their callbacks (dynamic mode's search by photo).
-    Raises PrecomputedError, with a one-line message, for an unusable folder.
+    Raises PrecomputedError, with a one-line message, for an unusable folder, and
+    HostConfigError for an unusable $LOOKALIKE_HOSTS.
     """
+    hosts = parse_hosts(os.environ.get(HOSTS_ENV))
     shop = shop if isinstance(shop, Shop) else Shop(shop)
     pages = (*STATIC_PAGES, *extra_pages)
     if any(p.path == SEARCH_PATH for p in extra_pages):  # offer it on the catalog too
@@ -87,6 +91,7 @@ def create_app(
         view_for=lambda path, search: render_page(shop, pages, path, search),
         frame=frame,
         site_name=shop.name or BRAND,
+        absolute_urls=bool(hosts),
         name=__name__,
         title=shop.name or BRAND,
         update_title=None,
@@ -124,5 +129,6 @@ def create_app(
         if page.warm:
             page.warm(shop)
     serve_thumbnails(app.server, shop)
-    harden(app.server, app.csp_hashes(), shop.external_thumb_origins(), max_request_bytes)
+    harden(app.server, app.csp_hashes(), shop.external_thumb_origins(), max_request_bytes,
+           hosts)
     return ShopFront(app, shop, pages)

@@ -28,6 +28,7 @@ class Head:
     description: str = ""
     image: str | None = None  # absolute URL or a path on this site
     status: int = 200
+    location: str | None = None  # the canonical path (and query) this URL redirects to
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.precomputed import PrecomputedError
 
 from .factory import ShopFront, create_app
+from .hosts import HostConfigError
 
 DYNAMIC_MODULES = ("numpy", "PIL", "keras")
 
@@ -34,7 +35,7 @@ def build_front(
     if not dynamic:
         try:
             return Started(create_app(folder))
-        except PrecomputedError as e:
+        except (PrecomputedError, HostConfigError) as e:
             raise AppStartError(f"lookalike: cannot serve {folder}: {e}") from None
     missing = [m for m in DYNAMIC_MODULES if importlib.util.find_spec(m) is None]
     if missing:
@@ -46,7 +47,7 @@ def build_front(
 
     try:
         front, searcher = create_dynamic_app(folder, model_path, preload)
-    except PrecomputedError as e:
+    except (PrecomputedError, HostConfigError) as e:
         raise AppStartError(f"lookalike: cannot serve {folder}: {e}") from None
     except (ModelError, DynamicModeError) as e:
         message = " ".join(str(e).split())  # Keras errors can span lines

@@ -10,13 +10,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import brotli
+from dash.exceptions import DependencyException
 from dash.fingerprint import check_fingerprint
 from flask import Flask, Response, abort, jsonify, request, send_from_directory
 from flask_compress import Compress
 from flask_talisman import Talisman
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .hosts import HOSTS_ENV, HostConfigError, PinnedHost
 from .shop import Shop
 
 log = logging.getLogger("lookalike")
@@ -29,6 +31,7 @@ COMPRESSED_ONCE = {"application/javascript", "text/javascript", "text/css", "ima
 MAX_PRECOMPRESSED = 256
 BROTLI_11_MAX_BYTES = 300 * 2**10  # bigger files get brotli 9 (0.6 s for Plotly, 11% larger)
 CALLBACK_PATH = "/_dash-update-component"
+COMPONENT_SUITES = "/_dash-component-suites/"
 
 
 def content_security_policy(script_hashes: Sequence[str],
@@ -63,19 +66,27 @@ def is_versioned(path: str, args: Any) -> bool:
 
 def harden(
     server: Flask, script_hashes: Sequence[str], image_origins: Sequence[str],
-    max_request_bytes: int = STATIC_MAX_REQUEST_BYTES,
+    max_request_bytes: int = STATIC_MAX_REQUEST_BYTES, hosts: Sequence[str] = (),
 ) -> None:
     """Security headers (flask-talisman), request size limit, brotli/gzip compression
-    (flask-compress), long cache lifetimes for versioned files, 400 for broken callbacks.
+    (flask-compress), long cache lifetimes for versioned files, 400 for broken callbacks,
+    404 for unknown component files, the Host header pinned to `hosts` when given.
 
     flask-talisman is the maintained Flask extension for these headers (CSP with hashes,
     frame-ancestors, Referrer-Policy, nosniff, HSTS when HTTPS is forced); HTTPS is forced
     only with $LOOKALIKE_FORCE_HTTPS=1, since the development server speaks plain HTTP.
+    Its redirect is absolute, so it needs `hosts` ($LOOKALIKE_HOSTS): HostConfigError
+    without them.
     """
     server.config["MAX_CONTENT_LENGTH"] = max_request_bytes
     force_https = os.environ.get(FORCE_HTTPS_ENV, "").lower() in ("1", "true", "yes", "on")
-    if force_https:  # behind Heroku's router: trust its X-Forwarded-Proto/Host (page URLs)
-        server.wsgi_app = ProxyFix(server.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    if force_https and not hosts:
+        raise HostConfigError(f"{FORCE_HTTPS_ENV}=1 needs {HOSTS_ENV} (the site's host names, "
+                              "comma-separated) to redirect to")
+    if force_https:  # behind Heroku's router: trust its X-Forwarded-Proto (never -Host)
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_proto=1)  # type: ignore[method-assign]
+    if hosts:
+        server.wsgi_app = PinnedHost(server.wsgi_app, hosts)  # type: ignore[method-assign]
     Talisman(
         server,
         force_https=force_https,
@@ -131,6 +142,9 @@ def harden(
     def _error(error: Exception) -> Response | HTTPException:
         if isinstance(error, HTTPException):
             return error
+        if isinstance(error, DependencyException) and request.path.startswith(
+                COMPONENT_SUITES):  # a file Dash does not ship: the client's mistake
+            return NotFound()
         if request.path == CALLBACK_PATH and isinstance(
             error, KeyError | TypeError | ValueError | IndexError | AttributeError | RecursionError
         ):  # a request Dash cannot parse: the client's fault, not ours

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,10 +17,12 @@ GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 
 @contextlib.contextmanager
-def gunicorn(folder: Path, *options: str, timeout: float = 60) -> Iterator[int]:
+def gunicorn(folder: Path, *options: str, timeout: float = 60,
+             env: Mapping[str, str] | None = None) -> Iterator[int]:
     """`gunicorn -c python:shopfront.gunicorn_conf app:server` serving `folder` on an
-    ephemeral port of 127.0.0.1 (yielded once the master reports it); stopped on exit."""
-    env = {**os.environ, "LOOKALIKE_PRECOMPUTED": str(folder)}
+    ephemeral port of 127.0.0.1 (yielded once the master reports it); stopped on exit.
+    `env` adds environment variables ($LOOKALIKE_HOSTS, ...)."""
+    env = {**os.environ, **(env or {}), "LOOKALIKE_PRECOMPUTED": str(folder)}
     proc = subprocess.Popen(
         [str(GUNICORN), "-c", "python:shopfront.gunicorn_conf", "app:server",
          "--bind", "127.0.0.1:0", "--no-control-socket", *options],

@@ -3,7 +3,11 @@ view instead of an error, limits and headers, and one-line errors for a damaged 
 
 from __future__ import annotations
 
+import html
 import json
+import logging
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +18,8 @@ import pytest
 
 from pipeline.precomputed import PrecomputedError
 from shopfront import Shop, ShopFront, create_app
+from shopfront.document import to_html
+from shopfront.hosts import HostConfigError
 from shopfront.pages.catalog import sync_catalog
 from shopfront.pages.explore import cached_figure
 from shopfront.query import (
@@ -277,6 +283,7 @@ def test_damaged_folder_fails_with_one_line(
 
 def test_force_https_behind_a_proxy(fake_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOOKALIKE_FORCE_HTTPS", "1")
+    monkeypatch.setenv("LOOKALIKE_HOSTS", "shop.example")
     client = create_app(fake_folder).server.test_client()
     plain = client.get("/product/p001")
     assert plain.status_code in (301, 302) and plain.headers["Location"].startswith("https://")
@@ -286,3 +293,175 @@ def test_force_https_behind_a_proxy(fake_folder: Path, monkeypatch: pytest.Monke
     assert "max-age=" in proxied.headers["Strict-Transport-Security"]
     page = proxied.get_data(as_text=True)
     assert 'content="https://shop.example/thumbs/p001.jpg"' in page  # og:image
+
+
+# --------------------------------------------------------------------------- round 2 (issue 22)
+
+ODD_IDS = {"p01": "LK-BAG-001", "p02": "a/b", "p03": "Café 7", "p04": "100%"}
+UNSAFE_SHOP_URLS = {"p05": "javascript:alert(document.domain)", "p06": " \tJaVa\nScRiPt:alert(1)",
+                    "p07": "data:text/html,<script>alert(1)</script>", "p08": "vbscript:msgbox(1)"}
+
+
+@pytest.fixture(scope="module")
+def odd_front(tmp_path_factory: pytest.TempPathFactory) -> ShopFront:
+    """A shop whose ids need quoting in URLs and whose shop links are not all http(s)."""
+    folder = make_fake_precomputed(tmp_path_factory.mktemp("odd") / "odd", 30, k=3,
+                                   thumbs=False)
+    products = json.loads((folder / "products.json").read_text())
+    for p in products:
+        p["product_url"] = UNSAFE_SHOP_URLS.get(p["id"], p["product_url"])
+    (folder / "products.json").write_text(json.dumps(products), encoding="utf-8")
+    for name in ("products.json", "neighbours.json", "neighbours-other_colours.json"):
+        text = (folder / name).read_text(encoding="utf-8")
+        for old, new in ODD_IDS.items():
+            text = text.replace(f'"{old}"', json.dumps(new))
+        (folder / name).write_text(text, encoding="utf-8")
+    (folder / "shop.sqlite").unlink()  # derived again from the edited JSON
+    return create_app(folder)
+
+
+def test_product_urls_are_decoded_once(odd_front: ShopFront) -> None:
+    client = odd_front.server.test_client()
+    for product_id in ODD_IDS.values():
+        item = odd_front.shop.item(product_id)
+        assert item is not None
+        response = client.get(item.href)
+        assert response.status_code == 200, item.href
+        assert f"<title>{html.escape(item.title)} · " in response.get_data(as_text=True)
+    assert client.get("/product/100%25").status_code == 200  # "100%", decoded once
+    # decoded twice, this would be LK-BAG-001 (and "100%" would be "100" plus a NUL)
+    for twice in ("/product/LK%252DBAG-001", "/product/100%2525", "/product/a%252Fb"):
+        assert client.get(twice).status_code == 404, twice
+
+
+@pytest.mark.parametrize(("spelling", "canonical"), [
+    ("/product//LK-BAG-001", "/product/LK-BAG-001"),
+    ("/product/LK-BAG-001/", "/product/LK-BAG-001"),
+    ("/product/LK-BAG-001%2F", "/product/LK-BAG-001"),
+    ("/product/%2FLK-BAG-001", "/product/LK-BAG-001"),
+    ("/product/%4CK-BAG-001", "/product/LK-BAG-001"),
+    ("/product/a/b", "/product/a%2Fb"),
+    ("/product/Caf%c3%a9%207", "/product/Caf%C3%A9%207"),
+    ("/product/LK-BAG-001/?utm_source=x", "/product/LK-BAG-001?utm_source=x"),
+])
+def test_other_spellings_of_a_product_url_redirect(
+    odd_front: ShopFront, spelling: str, canonical: str
+) -> None:
+    client = odd_front.server.test_client()
+    response = client.get(spelling)
+    assert response.status_code in (301, 308), spelling
+    assert response.headers["Location"] == canonical
+    assert client.get(canonical).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/product/LK-BAG-002/", "/product//", "/product/%2F",
+                                  "/product/%FF", "/product/LK-BAG-001%00"])
+def test_product_urls_that_match_nothing_are_404(odd_front: ShopFront, path: str) -> None:
+    assert odd_front.server.test_client().get(path).status_code == 404
+
+
+def test_control_characters_are_not_echoed(front: ShopFront) -> None:
+    client = front.server.test_client()
+    for path in ("/?q=%00red%01%1b%7f", "/product/p%00x%01", "/?q=%C2%85red"):
+        page = client.get(path).get_data(as_text=True)
+        assert not [c for c in page if ord(c) < 32 and c not in "\t\n\r"], path
+        assert "\x7f" not in page and "\x85" not in page
+    assert "“red” – search" in client.get("/?q=%00red").get_data(as_text=True)
+
+
+def test_unsafe_shop_links_are_never_live(odd_front: ShopFront) -> None:
+    client = odd_front.server.test_client()
+    for product_id in UNSAFE_SHOP_URLS:
+        page = client.get(f"/product/{product_id}").get_data(as_text=True).lower()
+        hrefs = [h.replace("\t", "").replace("\n", "").strip()
+                 for h in re.findall(r'href="([^"]*)"', page)]
+        assert not [h for h in hrefs if re.match(r"(javascript|vbscript|data):", h)], hrefs
+        assert "view in shop" not in page  # the link is left out, as with no URL at all
+        callback = post(odd_front, render_payload(f"/product/{product_id}")).get_data(
+            as_text=True)
+        assert "product-shop-link" not in callback  # nor drawn by the app's renderer
+    page = client.get("/product/p10").get_data(as_text=True)
+    assert 'href="https://shop.example/p/p10"' in page  # http(s) links stay
+    frame = to_html({"type": "A", "namespace": "dash_html_components",
+                     "props": {"href": " javascript:alert(1)", "children": "x"}})
+    assert frame == '<a href="about:blank">x</a>'
+
+
+@pytest.mark.parametrize("path", [
+    "/_dash-component-suites/nope/x.js",
+    "/_dash-component-suites/dash/nope.js",
+    "/_dash-component-suites/dash/deps/",
+    "/_dash-component-suites/dash/%00.js",
+    "/_dash-component-suites/plotly/package_data/nope.v9_9_9m1.min.js",
+])
+def test_unknown_component_suite_paths_are_404_without_a_traceback(
+    front: ShopFront, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        response = front.server.test_client().get(path)
+    assert response.status_code == 404
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+def og_urls(page: str) -> list[str]:
+    return re.findall(r'<meta property="og:(?:url|image)" content="([^"]*)"', page)
+
+
+def test_host_header_is_never_reflected_without_a_host_list(front: ShopFront) -> None:
+    for host in ("evil.example", "evil.example:8080"):
+        headers = {"Host": host, "X-Forwarded-Host": "evil.example"}
+        page = front.server.test_client().get("/product/p001", headers=headers).get_data(
+            as_text=True)
+        assert "evil" not in page
+        assert og_urls(page) == ["/thumbs/p001.jpg"]  # no og:url, a path for og:image
+
+
+def test_only_listed_hosts_make_urls(fake_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOKALIKE_HOSTS", "shop.example, www.shop.example,localhost:8050")
+    client = create_app(fake_folder).server.test_client()
+    shown_as = {"evil.example": "shop.example", "www.shop.example": "www.shop.example",
+                "WWW.Shop.Example": "www.shop.example", "localhost:8050": "localhost:8050",
+                "localhost:9999": "shop.example", "": "shop.example"}
+    for host, shown in shown_as.items():
+        headers = {"Host": host, "X-Forwarded-Host": "evil.example"}
+        page = client.get("/product/p001", headers=headers).get_data(as_text=True)
+        assert og_urls(page) == [f"http://{shown}/product/p001",
+                                 f"http://{shown}/thumbs/p001.jpg"], host
+
+
+def test_force_https_redirects_only_to_listed_hosts(
+    fake_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOKALIKE_FORCE_HTTPS", "1")
+    monkeypatch.setenv("LOOKALIKE_HOSTS", "shop.example")
+    client = create_app(fake_folder).server.test_client()
+    for headers in ({"X-Forwarded-Host": "evil.example"}, {"Host": "evil.example"},
+                    {"Host": "shop.example", "X-Forwarded-Host": "evil.example"}):
+        response = client.get("/product/p001?x=1", headers=headers)
+        assert response.status_code in (301, 302)
+        assert response.headers["Location"] == "https://shop.example/product/p001?x=1"
+    proxied = client.get("/product/p001", headers={"X-Forwarded-Proto": "https",
+                                                   "X-Forwarded-Host": "evil.example"})
+    assert proxied.status_code == 200
+    assert og_urls(proxied.get_data(as_text=True)) == [
+        "https://shop.example/product/p001", "https://shop.example/thumbs/p001.jpg"]
+
+
+@pytest.mark.parametrize(("hosts", "says"), [
+    ("", "LOOKALIKE_FORCE_HTTPS=1 needs LOOKALIKE_HOSTS"),
+    ("shop.example/evil", "not a host name"),
+    ("https://shop.example", "not a host name"),
+])
+def test_force_https_needs_a_valid_host_list(
+    fake_folder: Path, monkeypatch: pytest.MonkeyPatch, hosts: str, says: str
+) -> None:
+    monkeypatch.setenv("LOOKALIKE_FORCE_HTTPS", "1")
+    monkeypatch.setenv("LOOKALIKE_HOSTS", hosts)
+    with pytest.raises(HostConfigError, match=says) as err:
+        create_app(fake_folder)
+    assert "\n" not in str(err.value)
+    result = subprocess.run([sys.executable, str(ROOT / "app.py"), "--precomputed",
+                             str(fake_folder)], capture_output=True, text=True, timeout=60,
+                            cwd=ROOT, env={**os.environ})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and says in result.stderr

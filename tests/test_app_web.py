@@ -28,8 +28,10 @@ GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 @pytest.fixture(scope="module")
 def server(fake_folder: Path) -> Iterator[str]:
-    """gunicorn -c python:shopfront.gunicorn_conf app:server, 2 workers; yields host:port."""
-    with gunicorn(fake_folder, "--access-logfile", "/dev/null") as port:
+    """gunicorn -c python:shopfront.gunicorn_conf app:server, 2 workers, the site's host
+    name shop.test; yields host:port."""
+    with gunicorn(fake_folder, "--access-logfile", "/dev/null",
+                  env={"LOOKALIKE_HOSTS": "shop.test"}) as port:
         address = f"127.0.0.1:{port}"
         for _ in range(100):
             try:
@@ -73,7 +75,8 @@ def test_documents_have_their_own_head(server: str, fake_folder: Path) -> None:
     assert title == f"{product['title']} · lookalike"
     assert f'<meta property="og:title" content="{product["title"]}">' in page
     image = re.search(r'<meta property="og:image" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    assert image == f"http://{server}/thumbs/{product['id']}.jpg"
+    # the request named 127.0.0.1:port, which is not the site's host name
+    assert image == f"http://shop.test/thumbs/{product['id']}.jpg"
     assert re.search(r'<meta name="description" content="[^"]{20,}"', page)
     assert f"<h1 class=\"h3\" id=\"product-title\">{product['title']}</h1>" in page
     titles = {path: re.search(r"<title>(.*?)</title>", get(server, path)[2].decode()).group(1)  # type: ignore[union-attr]

@@ -1,18 +1,20 @@
 """Product page (`/product/<id>`): big image, details, shop link and its look-alikes.
 
-Built in wire format: the most requested page, and its cost stays O(k).
+Built in wire format: the most requested page, and its cost stays O(k). Each product has
+one URL, `text.product_href(id)`; the path is decoded exactly once, and other spellings
+of a product's URL (`/product//ID`, `/product/ID/`, `%4C` for `L`) redirect to it.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 from ..components import HTML_NS, div, link, recommendation_row, wire
 from ..query import CatalogQuery, catalog_query_string
 from ..router import Head, Page, View
 from ..shop import Item, ProductRow, Shop
-from ..text import attribute_label
+from ..text import attribute_label, product_href, shop_link
 from .not_found import not_found_view
 
 
@@ -67,12 +69,13 @@ def product_layout(shop: Shop, item: Item, rows: list[ProductRow]) -> Any:
         else:
             chips.append(wire("Span", HTML_NS, children=content, className="chip"))
     actions: list[Any] = []
-    if item.product_url:
-        shop_link = ["View in shop ", hidden_arrow("↗"),
-                     wire("Span", HTML_NS, children=" (opens in a new tab)",
-                          className="visually-hidden")]
+    shop_url = shop_link(item.product_url)  # a javascript: or data: URL is left out
+    if shop_url:
+        label = ["View in shop ", hidden_arrow("↗"),
+                 wire("Span", HTML_NS, children=" (opens in a new tab)",
+                      className="visually-hidden")]
         actions.append(wire(
-            "A", HTML_NS, children=shop_link, href=item.product_url, target="_blank",
+            "A", HTML_NS, children=label, href=shop_url, target="_blank",
             rel="noopener noreferrer", className="btn btn-primary btn-lg me-2",
             id="product-shop-link",
         ))
@@ -103,15 +106,34 @@ def product_layout(shop: Shop, item: Item, rows: list[ProductRow]) -> Any:
     )
 
 
+def decoded_id(rest: str) -> str | None:
+    """The product id in the rest of a percent-encoded path, decoded once; None if it
+    is not UTF-8."""
+    try:
+        return unquote_to_bytes(rest).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def product_view(shop: Shop, rest: str, search: str = "") -> View:
-    """The page for `/product/<id>` (the 404 view for an unknown id)."""
-    product_id = unquote(rest.strip("/"))
-    found = shop.product_rows(product_id)
+    """The page for `/product/<id>`, `rest` still percent-encoded (the 404 view for an
+    unknown id). Another spelling of a product's URL gets its page with a redirect to
+    the product's own URL in the head (`Head.location`)."""
+    product_id = decoded_id(rest)
+    found = shop.product_rows(product_id) if product_id else None
+    if found is None and product_id and product_id.strip("/") != product_id:
+        found = shop.product_rows(product_id.strip("/")) if product_id.strip("/") else None
     if found is None:
-        shown = product_id if len(product_id) <= 80 else product_id[:80] + "…"
+        shown = product_id or rest
+        shown = shown if len(shown) <= 80 else shown[:80] + "…"
         return not_found_view(shop, f"We couldn't find a product with the id “{shown}”.")
     item, rows = found
-    head = Head(item.title, product_description(item), item.thumb_url)
+    canonical = product_href(item.id)
+    location = None
+    if f"{PAGE.path}{rest}" != canonical:
+        location = canonical + (f"?{search.lstrip('?')}" if search.lstrip("?") else "")
+    head = Head(item.title, product_description(item), item.thumb_url,
+                status=308 if location else 200, location=location)
     return View(product_layout(shop, item, rows), head)
 
 
