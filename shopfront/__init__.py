@@ -6,7 +6,7 @@
     components.py product cards, match badges, grids, navbar (Dash wire format)
     router.py     URL -> page view (layout + head); pages/ one module per page
     document.py   the server-rendered document: status, title, meta tags, first frame
-    web.py        limits, security headers, compression, caching, thumbnails
+    web.py        limits, body deadline, security headers, compression, caching, thumbnails
     hosts.py      $LOOKALIKE_HOSTS: the only host names redirects and OpenGraph URLs name
     factory.py    create_app: the pieces assembled; dynamic.py adds search by photo
     start.py      build_front: static or dynamic, one-line start-up errors

@@ -3,9 +3,12 @@ caching and thumbnails. Everything a hostile or merely odd request meets first."
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
+import socket
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +18,7 @@ from dash.fingerprint import check_fingerprint
 from flask import Flask, Response, abort, jsonify, request, send_from_directory
 from flask_compress import Compress
 from flask_talisman import Talisman
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestTimeout
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .hosts import HOSTS_ENV, HostConfigError, PinnedHost
@@ -32,6 +35,39 @@ MAX_PRECOMPRESSED = 256
 BROTLI_11_MAX_BYTES = 300 * 2**10  # bigger files get brotli 9 (0.6 s for Plotly, 11% larger)
 CALLBACK_PATH = "/_dash-update-component"
 COMPONENT_SUITES = "/_dash-component-suites/"
+# A request body must arrive within 10 s plus 1 s per 32 KiB (256 kbit/s, a poor mobile
+# upload): a 3 KB callback 10 s, a 4 MB photo (dynamic mode) 2.3 minutes.
+BODY_GRACE_SECONDS = 10.0
+MIN_BODY_BYTES_PER_SECOND = 32 * 2**10
+
+
+class BodyTooSlowError(Exception):
+    """A request body did not arrive within its deadline (`body_seconds`)."""
+
+
+def body_seconds(length: int) -> float:
+    """How long a request body of `length` bytes may take to arrive."""
+    return BODY_GRACE_SECONDS + length / MIN_BODY_BYTES_PER_SECOND
+
+
+def deadline(seconds: float) -> contextlib.AbstractContextManager[Any]:
+    """Raise BodyTooSlowError in the block after `seconds` where gevent runs the sockets
+    (gunicorn's gevent worker, see gunicorn_conf); elsewhere (the development server, a
+    test client) no deadline: only the gevent worker serves many slow clients at once."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("socket"):
+        return contextlib.nullcontext()
+    import gevent  # loaded already: the worker patched the sockets with it
+
+    return gevent.Timeout(seconds, BodyTooSlowError)
+
+
+def stop_reading(environ: dict[str, Any]) -> None:
+    """Shut the read side of gunicorn's client socket, so the connection closes right
+    after the response instead of waiting for the rest of a body that trickles in."""
+    sock = environ.get("gunicorn.socket")
+    with contextlib.suppress(OSError, AttributeError):
+        sock.shutdown(socket.SHUT_RD)  # type: ignore[union-attr]
 
 
 def content_security_policy(script_hashes: Sequence[str],
@@ -106,6 +142,24 @@ def harden(
     )
     Compress(server)
     precompressed: dict[tuple[str, str], bytes] = {}
+
+    @server.before_request
+    def _read_body_in_time() -> None:
+        """The whole body, read before any view runs and within its deadline: a client
+        sending a byte now and then holds a greenlet for seconds, never a worker."""
+        length = request.content_length
+        if length == 0 or (length is None and "chunked" not in
+                           request.headers.get("Transfer-Encoding", "").lower()):
+            return
+        if length is not None and length > max_request_bytes:
+            return  # refused unread with 413 by Flask's MAX_CONTENT_LENGTH
+        try:
+            with deadline(body_seconds(length or max_request_bytes)):
+                request.get_data(cache=True)  # over the limit (chunked): 413
+        except BodyTooSlowError:
+            log.info("request body too slow on %s", request.path)
+            stop_reading(request.environ)
+            raise RequestTimeout() from None
 
     # Registered after Compress, so it runs first (Flask runs these in reverse order):
     # versioned files never change, so each is compressed once, at the highest level.

@@ -31,7 +31,7 @@ def test_requirements_hold_only_static_serving_deps() -> None:
     assert not any(line.strip().startswith("-e") for line in lines)
     names = requirement_names(lines)
     assert sorted(names) == ["brotli", "dash", "dash-bootstrap-components", "flask-compress",
-                             "flask-talisman", "gunicorn", "orjson"]
+                             "flask-talisman", "gevent", "gunicorn", "orjson"]
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert sorted(requirement_names(pyproject["project"]["dependencies"])) == sorted(names)
 
