@@ -14,6 +14,7 @@ child process) for folders written before it existed.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import hashlib
 import json
@@ -22,6 +23,7 @@ import os
 import re
 import sqlite3
 import sys
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,18 @@ from .precomputed import (
 )
 
 INDEX_FILE = "shop.sqlite"
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 # Attributes with more distinct values than this get no value -> rows table (ids, titles).
 MAX_INDEXED_VALUES = 1000
+# A search form (word or prefix) that starts a word of at least this share of the
+# products, and of at least DENSE_MIN_ROWS, gets its row sets stored (`search_sets`)
+DENSE_FRACTION = 64
+DENSE_MIN_ROWS = 2000
+# Row set kinds: a form is a whole word (w) or starts a word (p) of the title (t) or of
+# the title or attributes (a)
+SET_KINDS = ("tw", "tp", "aw", "ap")
+MAX_SET_FORM_CHARS = 32  # longer forms get no stored sets (FTS5 expands them)
+_TAG_MARK = "\ue000"  # private use: no search word starts with it (see `tag`)
 TOKENIZER = "unicode61 remove_diacritics 2"
 _JOINERS = re.compile(r"['’\-‐]")
 # A compound starts only where a word starts and its runs of letters are possessive, so
@@ -86,6 +97,17 @@ CREATE TABLE attr_stats (
 -- (`t<value_id>`), so search and filters are a single MATCH on a narrow index.
 CREATE VIRTUAL TABLE search USING fts5 (
     title, attrs, tags, content='', columnsize=0, detail=column, tokenize='{TOKENIZER}'
+);
+-- The row sets of every form (a token, or the start of one) that starts a word of
+-- many products (info `dense_rows`), by kind (SET_KINDS; a kind missing for a form
+-- stored here is empty): a search reads them instead of expanding the form in FTS5.
+CREATE TABLE search_sets (
+    form TEXT NOT NULL, kind TEXT NOT NULL, bits_id INTEGER NOT NULL,
+    PRIMARY KEY (form, kind)
+) WITHOUT ROWID;
+CREATE TABLE search_bits (
+    bits_id INTEGER PRIMARY KEY, n INTEGER NOT NULL,
+    bits BLOB NOT NULL              -- zlib of the bitset, little-endian: bit r = row r
 );
 """
 
@@ -257,6 +279,8 @@ def write_shop_index(
         }
         con.executemany("INSERT INTO info VALUES (?, ?)", info.items())
         con.execute("INSERT INTO search(search) VALUES ('optimize')")
+        con.execute("INSERT INTO info VALUES ('dense_rows', ?)",
+                    (str(write_search_sets(con, len(products))),))
         con.commit()
         con.execute("VACUUM")
     except BaseException:
@@ -270,8 +294,103 @@ def write_shop_index(
 
 
 def tag(value_id: int) -> str:
-    """The search index's token for one attribute value (filters match on it)."""
-    return f"t{value_id}"
+    """The search index's token for one attribute value (filters match on it): a
+    private-use mark and the value's id, so no search word's prefix expands over tags."""
+    return f"{_TAG_MARK}{value_id}"
+
+
+def fts_phrase(form: str, prefix: bool = False) -> str:
+    """An FTS5 phrase for one search form (quoted; `prefix`: any word it starts)."""
+    return '"' + form.replace('"', '""') + '"' + ("*" if prefix else "")
+
+
+def set_query(kind: str, form: str) -> str:
+    """The FTS5 MATCH expression of one row set kind (SET_KINDS) of a form."""
+    columns = "title" if kind[0] == "t" else "{title attrs}"
+    return f"{columns} : {fts_phrase(form, prefix=kind[1] == 'p')}"
+
+
+def match_bits(con: sqlite3.Connection, match: str, n_rows: int) -> bytearray:
+    """The rows matching an FTS5 expression, as a little-endian bitset of n_rows bits."""
+    buf = bytearray((n_rows + 7) // 8)
+    for (r,) in con.execute("SELECT rowid FROM search WHERE search MATCH ?", (match,)):
+        buf[r >> 3] |= 1 << (r & 7)
+    return buf
+
+
+def _canonical(prefix: str, terms: Sequence[str]) -> tuple[str, bool] | None:
+    """The longest form with the same tokens under it as `prefix` in the sorted `terms`
+    (so both have one row set: the common start of the first and last such token), and
+    whether that form is the only such token; None when no token starts with `prefix`."""
+    lo = bisect.bisect_left(terms, prefix)
+    hi = bisect.bisect_left(terms, prefix + "\U0010ffff")
+    if lo >= hi:
+        return None
+    first, last = terms[lo], terms[hi - 1]
+    same = next((i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b),
+                len(first))
+    form = first[:same]  # sorted: every token between them starts with it too
+    return form, form == first and hi - lo == 1
+
+
+def write_search_sets(con: sqlite3.Connection, n_rows: int) -> int:
+    """Store the row sets of every form (of at most MAX_SET_FORM_CHARS characters) that
+    starts a word of the title or attributes of at least `dense_rows` products (returned),
+    read from the written FTS5 index.
+
+    Candidates come from the index's vocabulary (a prefix's bound is the sum of its
+    tokens' row counts); forms with the same tokens under them share one set, so each
+    distinct set is read from FTS5 once.
+    """
+    dense = max(DENSE_MIN_ROWS, n_rows // DENSE_FRACTION)
+    if n_rows < dense:
+        return dense
+    con.execute("CREATE VIRTUAL TABLE temp.search_vocab USING fts5vocab(main, search, 'col')")
+    any_docs: dict[str, int] = {}
+    title_docs: dict[str, int] = {}
+    for term, col, docs in con.execute(
+            "SELECT term, col, doc FROM temp.search_vocab WHERE col IN ('title', 'attrs')"):
+        any_docs[term] = any_docs.get(term, 0) + docs
+        if col == "title":
+            title_docs[term] = docs
+    con.execute("DROP TABLE temp.search_vocab")
+    bound: dict[str, int] = {}
+    for term, docs in any_docs.items():
+        for end in range(1, min(len(term), MAX_SET_FORM_CHARS) + 1):
+            bound[term[:end]] = bound.get(term[:end], 0) + docs
+    any_terms, title_terms = sorted(any_docs), sorted(title_docs)
+
+    sets: dict[tuple[str, str], tuple[int, bytes]] = {}  # (kind, canonical form) -> set
+
+    def read(kind: str, prefix: str) -> tuple[int, bytes] | None:
+        terms = title_terms if kind[0] == "t" else any_terms
+        found = _canonical(prefix, terms) if kind[1] == "p" else (
+            (prefix, True) if prefix in (title_docs if kind[0] == "t" else any_docs) else None)
+        if found is None:
+            return None
+        form, whole = found
+        key = (kind[0] + "w" if whole else kind, form)
+        if key not in sets:
+            buf = match_bits(con, set_query(*key), n_rows)
+            sets[key] = (int.from_bytes(buf, "little").bit_count(), bytes(buf))
+        return sets[key]
+
+    stored: dict[bytes, int] = {}  # bitset -> bits_id
+    for form in sorted(p for p, b in bound.items() if b >= dense):
+        found = read("ap", form)
+        if found is None or found[0] < dense:
+            continue
+        for kind in SET_KINDS:
+            got = read(kind, form)
+            if got is None or not got[0]:
+                continue  # empty: a kind missing for a stored form
+            n, bits = got
+            if bits not in stored:
+                stored[bits] = len(stored) + 1
+                con.execute("INSERT INTO search_bits VALUES (?, ?, ?)",
+                            (stored[bits], n, zlib.compress(bits, 6)))
+            con.execute("INSERT INTO search_sets VALUES (?, ?, ?)", (form, kind, stored[bits]))
+    return dense
 
 
 def _write_attributes(con: sqlite3.Connection, attrs_of: Sequence[dict[str, str]]

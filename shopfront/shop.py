@@ -28,20 +28,23 @@ from pipeline.precomputed import META_FILE, REQUIRED_FILES, PrecomputedError, re
 from pipeline.shop_index import (
     INDEX_FILE,
     attribute_values,
+    fts_phrase,
     index_is_current,
+    match_bits,
     search_words,
-    singular,
     source_signature,
     tag,
 )
 
 from .query import RESERVED_QUERY_KEYS, CatalogQuery
 from .text import attribute_label, format_price
+from .text_search import TextMatch, WordSets, nth_rows, row_flags
 
 PLACEHOLDER_URL = "/assets/placeholder.svg"
 MAX_FACETS = 6  # filters shown on the catalog page
 MAX_FACET_VALUES = 200  # more values than this is not a filter (articleType has ~100)
 MAP_POINTS = 20_000  # the explore map shows an even sample of at most this many products
+SORT_IN_SQL = 2_000  # fewer results are sorted by SQLite, more by walking a sort index
 _COLUMNS = "row, id, title, price, currency, product_url, thumb, attrs, x, y"
 
 
@@ -92,31 +95,6 @@ class Facet:
     name: str
     label: str
     options: tuple[tuple[str, int], ...]
-
-
-def text_condition(words: list[str], columns: str, prefix: bool) -> str:
-    """An FTS5 condition: every word (or its singular) in `columns`, as a whole word or,
-    with `prefix`, as the start of one ("red sho" finds "Red Shoes")."""
-    star = "*" if prefix else ""
-    each = [" OR ".join(f'"{form}"{star}' for form in dict.fromkeys([w, singular(w)]))
-            for w in words]
-    return f"{columns} : (" + " AND ".join(f"({e})" for e in each) + ")"
-
-
-def relevance_tiers(words: list[str]) -> list[str]:
-    """FTS5 conditions for the search's relevance tiers, best first, each excluding the
-    ones before: all words whole in the title, as prefixes in the title, whole anywhere,
-    as prefixes anywhere."""
-    title_whole = text_condition(words, "title", prefix=False)
-    title_prefix = text_condition(words, "title", prefix=True)
-    any_whole = text_condition(words, "{title attrs}", prefix=False)
-    any_prefix = text_condition(words, "{title attrs}", prefix=True)
-    return [
-        title_whole,
-        f"({title_prefix}) NOT ({title_whole})",
-        f"({any_whole}) NOT ({title_prefix})",
-        f"({any_prefix}) NOT (({title_prefix}) OR ({any_whole}))",
-    ]
 
 
 def private_index_dir() -> Path:
@@ -209,10 +187,11 @@ class Shop:
             "SELECT 1 FROM products WHERE price IS NOT NULL LIMIT 1").fetchone() is not None
         self.filter_choices = {f.name: frozenset(v for v, _ in f.options) for f in self.facets}
         self._all_rows = (1 << self.n_products) - 1  # every product, as a bitset
+        self.word_sets = WordSets(self._connection, self.n_products)
         # one bitset of rows per facet value, for counts that follow the results: N/8
         # bytes each (300,000 products x 200 values: 7.5 MB, shared by forked workers)
         self._value_bits = {
-            f.name: {v: self._rows_bits(f"tags : {tag(i)}")
+            f.name: {v: self._rows_bits(f"tags : {fts_phrase(tag(i))}")
                      for v, i in self._value_ids[f.name].items()}
             for f in self.facets
         }
@@ -367,51 +346,81 @@ class Shop:
 
         Filters OR within an attribute and AND across attributes; every search word must
         start a word of the title or of an attribute value. "featured" order is the id
-        order, with title matches first when there is a search.
+        order, by relevance tier first when there is a search. Computed on bitsets of rows:
+        the search's words are resolved once per request (`text_search`), the filters'
+        values were read at start-up.
         """
-        filters = list(self._filter_conditions(query).values())
-        words = search_words(query.q)
-        text = text_condition(words, "{title attrs}", prefix=True) if words else ""
-        match = " AND ".join(f"({c})" for c in [*filters, text] if c)
-        con = self._connection()
-        total = self._count(match) if match else self.n_products
+        text = self._text_match(query.q)
+        chosen = self._chosen_bits(query)
+        found = text.rows if text is not None else self._all_rows
+        for bits in chosen.values():
+            found &= bits
+        total = found.bit_count()
         page = min(query.page, max(1, -(-total // page_size)))
         offset = (page - 1) * page_size
         order = {"price-asc": "price_asc", "price-desc": "price_desc",
                  "title": "title_rank"}.get(query.sort)
         if not total:
             rows: list[int] = []
-        elif order:  # walk the sort index, keeping the matching rows
-            where = "WHERE row IN (SELECT rowid FROM search WHERE search MATCH ?)" if match else ""
-            rows = [r for (r,) in con.execute(
-                f"SELECT row FROM products INDEXED BY products_{order} {where} "
-                f"ORDER BY {order} LIMIT ? OFFSET ?",
-                [*([match] if match else []), page_size, offset])]
-        elif not match:
-            rows = list(range(offset, min(offset + page_size, total)))
-        elif not words:
-            rows = self._match_rows(match, page_size, offset)
-        else:  # "featured" with a search: by relevance tier, then in id order
+        elif order:
+            rows = self._sorted_rows(found, total, order, page_size, offset)
+        elif text is None:  # id order
+            rows = nth_rows(found, self.n_products, offset, page_size)
+        else:  # by relevance tier, then in id order
             rows = []
-            for tier in relevance_tiers(words):
-                condition = " AND ".join(f"({c})" for c in [*filters, tier])
-                n = self._count(condition)
+            for tier in text.tiers():
+                tier &= found
+                n = tier.bit_count()
                 if offset < n:
-                    rows += self._match_rows(condition, page_size - len(rows), offset)
+                    rows += nth_rows(tier, self.n_products, offset, page_size - len(rows))
                     if len(rows) == page_size:
                         break
                 offset = max(0, offset - n)
         return total, page, self.items(rows)
 
-    def _filter_conditions(self, query: CatalogQuery) -> dict[str, str]:
-        """One FTS5 condition per filtered attribute: any of its chosen values."""
-        conditions = {}
+    def _text_match(self, q: str) -> TextMatch | None:
+        """The search's rows (None: no words to search for), resolved once for the
+        request: the catalog page asks for its results and then for its counts."""
+        words = search_words(q)
+        if not words:
+            return None
+        last = getattr(self._local, "text", None)
+        if last is None or last[0] != words or last[1] != os.getpid():
+            last = (words, os.getpid(), self.word_sets.match(words))
+            self._local.text = last
+        return last[2]
+
+    def _chosen_bits(self, query: CatalogQuery) -> dict[str, int]:
+        """Per filtered attribute, the rows with any of its chosen values."""
+        chosen = {}
         for name, values in query.filters:
-            ids = [self._value_ids.get(name, {}).get(v) for v in values]
-            tags = [tag(i) for i in ids if i is not None]
-            if tags:
-                conditions[name] = f"tags : ({' OR '.join(tags)})"
-        return conditions
+            of_facet = self._value_bits.get(name)
+            if of_facet is None:
+                continue
+            bits = 0
+            for value in values:
+                bits |= of_facet.get(value, 0)
+            chosen[name] = bits
+        return chosen
+
+    def _sorted_rows(self, found: int, total: int, order: str, limit: int, offset: int
+                     ) -> list[int]:
+        """A page of the rows in `found` in a sort order: the few sorted by SQLite, or
+        else the sort index walked while SQLite tests each row against the set."""
+        con = self._connection()
+        if found == self._all_rows:
+            return [r for (r,) in con.execute(
+                f"SELECT row FROM products INDEXED BY products_{order} ORDER BY {order} "
+                "LIMIT ? OFFSET ?", (limit, offset))]
+        if total <= SORT_IN_SQL:
+            rows = nth_rows(found, self.n_products, 0, total)
+            return [r for (r,) in con.execute(
+                f"SELECT row FROM products WHERE row IN ({','.join('?' * len(rows))}) "
+                f"ORDER BY {order} LIMIT ? OFFSET ?", [*rows, limit, offset])]
+        return [r for (r,) in con.execute(
+            f"SELECT row FROM products INDEXED BY products_{order} "
+            f"WHERE substr(?, row + 1, 1) = x'01' ORDER BY {order} LIMIT ? OFFSET ?",
+            (row_flags(found, self.n_products), limit, offset))]
 
     def facet_counts(self, query: CatalogQuery) -> dict[str, dict[str, int]]:
         """For every facet, how many of the current results each of its values would give.
@@ -419,23 +428,15 @@ class Shop:
         A value's count is over the products matching the search and the *other* facets'
         filters (choosing a second value of one facet widens the results, as in any
         shop). Computed on bitsets of rows (`_value_bits`, one per facet value, built at
-        start-up): a count is one AND and a popcount, so the cost does not depend on how
-        many products match; a text search adds one pass over its matching rows.
+        start-up, and the search's, shared with `matching`): a count is one AND and a
+        popcount, so the cost does not depend on how many products match.
         """
         if not self.facets:
             return {}
-        conditions = self._filter_conditions(query)
-        words = search_words(query.q)
+        text = self._text_match(query.q)
         everything = self._all_rows
-        base = (self._rows_bits(text_condition(words, "{title attrs}", prefix=True))
-                if words else everything)
-        chosen = {}
-        for name, values in query.filters:
-            if name in conditions:
-                bits = 0
-                for value in values:
-                    bits |= self._value_bits.get(name, {}).get(value, 0)
-                chosen[name] = bits
+        base = text.rows if text is not None else everything
+        chosen = self._chosen_bits(query)
         counts: dict[str, dict[str, int]] = {}
         for facet in self.facets:
             within = base
@@ -452,22 +453,7 @@ class Shop:
 
     def _rows_bits(self, match: str) -> int:
         """The rows matching an FTS5 expression, as a bitset (bit r = row r)."""
-        buf = bytearray((self.n_products + 7) // 8)
-        for (r,) in self._connection().execute(
-                "SELECT rowid FROM search WHERE search MATCH ?", (match,)):
-            buf[r >> 3] |= 1 << (r & 7)
-        return int.from_bytes(buf, "little")
-
-    def _count(self, match: str) -> int:
-        """How many products match an FTS5 expression."""
-        return int(self._connection().execute(
-            "SELECT count(*) FROM search WHERE search MATCH ?", (match,)).fetchone()[0])
-
-    def _match_rows(self, match: str, limit: int, offset: int) -> list[int]:
-        """Rows of the products matching an FTS5 expression, in row order."""
-        return [r for (r,) in self._connection().execute(
-            "SELECT rowid FROM search WHERE search MATCH ? ORDER BY rowid LIMIT ? OFFSET ?",
-            (match, limit, offset))]
+        return int.from_bytes(match_bits(self._connection(), match, self.n_products), "little")
 
     # ------------------------------------------------------------------ explore map
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -24,6 +27,7 @@ from pipeline.catalog import (
 from pipeline.precomputed import PrecomputedError
 from pipeline.shop_index import derive_shop_index, search_words, searchable_text
 from scraper.local_import import import_folder
+from shopfront.query import CatalogQuery
 from shopfront.shop import Shop, index_path_for
 from tests.fake_precomputed import make_fake_precomputed
 
@@ -97,8 +101,9 @@ def sparse_csv(path: Path, header: str, first: str, size: int) -> Path:
     return path
 
 
-PEAK_RSS = ("import resource\n"
-            "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+# the child's own peak (VmHWM starts again at exec; ru_maxrss keeps the forking parent's)
+PEAK_RSS = ("hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+            "print('peak', int(hwm.split()[1]) // 1024)\n")
 
 
 def peak_mib(out: str) -> int:
@@ -282,3 +287,112 @@ def test_an_unsafe_index_directory_is_refused(
     with pytest.raises(PrecomputedError, match="not a private directory") as err:
         Shop(folder)
     assert "\n" not in str(err.value) and str(private) in str(err.value)
+
+
+# ----------------------------------------------------------------------------- slow searches
+
+
+class RecordingConnection:
+    """An SQLite connection that records the FTS5 MATCH expressions it runs."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con, self.matches = con, []
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        if "MATCH" in sql:
+            self.matches.append(next(p for p in params if isinstance(p, str)))
+        return self.con.execute(sql, params)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def recorded_request(shop: Shop, query: CatalogQuery) -> list[str]:
+    """The MATCH expressions one catalog request runs (its page, then its filter counts),
+    on a fresh thread as a web worker would serve it."""
+    found: list[str] = []
+
+    def serve() -> None:
+        shop._connection()
+        spy = RecordingConnection(shop._local.con)
+        shop._local.con = spy
+        shop.matching(query, 24)
+        shop.facet_counts(query)
+        found.extend(spy.matches)
+
+    worker = threading.Thread(target=serve)
+    worker.start()
+    worker.join()
+    return found
+
+
+EVERY_GENDER = (("gender", ("Men", "Women", "Unisex")),)
+
+
+def page_of(shop: Shop, query: CatalogQuery) -> tuple[int, int, list[str]]:
+    total, page, items = shop.matching(query, 7)
+    return total, page, [item.id for item in items]
+
+
+def test_repeated_short_words_are_expanded_once(fake_folder: Path) -> None:
+    # 12 times "b" with every gender: each tier and each count expanded every "b" again
+    shop = Shop(fake_folder)
+    matches = recorded_request(shop, CatalogQuery(q=" ".join(["b"] * 12), filters=EVERY_GENDER))
+    assert matches, "small folders resolve words through FTS5"
+    assert sum(m.count('"b"*') for m in matches) <= 2  # title, and title or attributes
+    assert len(matches) <= 4  # one query per kind of row set, for all words together
+
+
+def test_distinct_words_cost_one_query_per_kind(fake_folder: Path) -> None:
+    shop = Shop(fake_folder)
+    q = "p r w 1 pr re wa wo premium red watches women"  # all of product p001's words
+    query = CatalogQuery(q=q, filters=EVERY_GENDER)
+    assert "p001" in page_of(shop, query)[2]
+    matches = recorded_request(shop, query)
+    assert len(matches) <= 4
+    for word in q.split():
+        assert sum(m.count(f'"{word}"*') for m in matches) <= 2
+
+
+def dense_index_shop(folder: Path, dense_rows: int, monkeypatch: pytest.MonkeyPatch,
+                     name: str) -> Shop:
+    """A Shop on an index whose words of at least `dense_rows` products have stored sets."""
+    monkeypatch.setattr("pipeline.shop_index.DENSE_MIN_ROWS", dense_rows)
+    monkeypatch.setattr("pipeline.shop_index.DENSE_FRACTION", 10**9)
+    index = derive_shop_index(folder, folder.parent / f"{name}.sqlite")
+    monkeypatch.undo()
+    return Shop(folder, index=index)
+
+
+SEARCHES = ["red", "b", "b b b b", "s b c d e g h m p r t w", "1 2 3", "shirts", "tshirt",
+            "t-shirt", "red top", "classic black", "men", "women watches", "réd", "zzz",
+            "Ünï", "e x", "p1", "wat w"]
+
+
+def test_stored_sets_give_what_fts5_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = make_fake_precomputed(tmp_path / "shop", 400, k=2)
+    plain = Shop(folder)  # 400 products: no word has stored sets
+    stored = dense_index_shop(folder, 1, monkeypatch, "all")  # every word has
+    mixed = dense_index_shop(folder, 25, monkeypatch, "some")
+    assert not plain.word_sets.stored_forms() and stored.word_sets.stored_forms()
+    assert 0 < len(mixed.word_sets.stored_forms()) < len(stored.word_sets.stored_forms())
+    for q in SEARCHES:
+        for filters in ((), EVERY_GENDER, (("gender", ("Men",)), ("baseColour", ("Red",)))):
+            for sort in ("featured", "price-asc", "title"):
+                for page in (1, 3):
+                    query = CatalogQuery(q=q, filters=filters, sort=sort, page=page)
+                    want = page_of(plain, query), plain.facet_counts(query)
+                    for shop in (stored, mixed):
+                        got = page_of(shop, query), shop.facet_counts(query)
+                        assert got == want, (q, filters, sort, page)
+
+
+def test_short_words_of_many_products_read_no_fts5(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = make_fake_precomputed(tmp_path / "shop", 400, k=2)
+    shop = dense_index_shop(folder, 20, monkeypatch, "dense")
+    query = CatalogQuery(q="b b b s c m r w", filters=EVERY_GENDER, sort="price-asc", page=2)
+    assert recorded_request(shop, query) == []
