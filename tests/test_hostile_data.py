@@ -68,6 +68,24 @@ def test_index_text_of_a_very_long_word_is_linear() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_deriving_an_index_with_a_very_long_title_is_linear(tmp_path: Path) -> None:
+    # products.json written by hand is not capped: the app derives its index at start-up
+    folder = make_fake_precomputed(tmp_path / "shop", 30, k=2)
+    products = json.loads((folder / "products.json").read_text(encoding="utf-8"))
+    products[0]["title"] = "z" * 400_000 + " tops"
+    products[1]["title"] = "y" + "z" * 400_000 + " T-shirt"
+    (folder / "products.json").write_text(json.dumps(products), encoding="utf-8")
+    code = ("import pipeline.shop_index as si\n"
+            "si.DENSE_MIN_ROWS = 1  # every word gets stored sets, the long ones too\n"
+            f"si.derive_shop_index({str(folder)!r}, {str(tmp_path / 'index.sqlite')!r})\n")
+    done = run_python(code, timeout=60)  # linear: about a second
+    assert done.returncode == 0, done.stderr
+    shop = Shop(folder, index=tmp_path / "index.sqlite")
+    assert shop.word_sets.stored_forms()
+    assert page_of(shop, CatalogQuery(q="z" * 40 + " top"))[2] == [products[0]["id"]]
+    assert page_of(shop, CatalogQuery(q="yzzz tshirt"))[2] == [products[1]["id"]]
+
+
 def test_compounds_and_plurals_are_still_indexed() -> None:
     # what the index held before the regex was made linear
     assert searchable_text("Red T-shirts") == "Red T-shirts tshirts shirt tshirt"
