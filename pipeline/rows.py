@@ -15,16 +15,23 @@ descriptor of `pipeline.colour`):
   similarity over random pairs, and never above OTHER_COLOUR_CAP (in a catalog of few
   colours the quantile itself can fall among same-colour pairs).
 
+A third similarity, `text`, is the cosine of the products' words (`pipeline.text`: title
+and attribute values as TF-IDF reduced by SVD): `similar` blends all the words,
+`other_colours` the words without colour words (`kind`), each standardised like colour.
+`other_colours` also leaves out the products among the first row's cards.
+
 `prefer` (a column, e.g. gender) ranks neighbours with the query's value first when their
-score is within `margin` of a better one of another value; published scores stay the
-row's own scores.
+score is within `margin` of a better one of another value. Departments
+(`pipeline.departments`) rank every product of a department that does not go with the
+query's after all that do (`DEPARTMENT_PENALTY`), so a row stays in the shopper's
+department unless too few products are left. Published scores stay the row's own scores.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +41,7 @@ from .similarity import (
     RESCORE_EXTRA,
     Metric,
     _codes,
+    _exclude,
     blas_tolerance,
     block_scores,
     candidate_columns,
@@ -55,6 +63,14 @@ DEFAULT_COLOUR_WEIGHT_UNWHITENED = 0.09
 DEFAULT_OTHER_COLOUR_QUANTILE = 0.9  # articleType 0.616 with 87% in another baseColour
 OTHER_COLOUR_CAP = 0.7  # fashion-small-2k's 0.9 quantile is 0.58; few-colour catalogs
 DEFAULT_PREFER_MARGIN = 0.05  # --prefer gender: gender 0.769 -> 0.853, articleType +0.013
+# Measured on fashion-small-2k (bench/bench_rows.py, README "Recommendation rows"): text
+# weights where "Looks like this" keeps >= 0.85 of the purely visual rows' shape likeness
+# and "other colours" reaches its articleType precision with >= 92% in another colour
+DEFAULT_TEXT_WEIGHT = 0.3
+DEFAULT_OTHER_TEXT_WEIGHT = 0.5
+DEFAULT_OTHER_COLOUR_QUANTILE_TEXT = 0.7  # with words (the text keeps the kind)
+DEPARTMENT_PENALTY = 4.0  # more than any score's range: other departments come last
+TEXT, KIND = "text", "kind"  # the text signals (pipeline.text): all words, no colour words
 PAIR_SAMPLE = 20_000
 TILES_PER_PART = 4  # top-k tiles per thread or Dask worker, where there are enough pairs
 N_QUANTILES = 101
@@ -69,6 +85,9 @@ class RowRule:
     shape: float
     colour: float
     max_colour: float | None = None
+    text: float = 0.0
+    text_signal: str = TEXT  # which text vector the text weight applies to
+    exclude_row: str | None = None  # an earlier row whose cards this row leaves out
 
     @property
     def file(self) -> str:
@@ -77,13 +96,19 @@ class RowRule:
 
     def meta(self) -> dict[str, Any]:
         """The row's entry of meta.json's `rows` (score_quantiles are added by the build)."""
-        return {
+        out: dict[str, Any] = {
             "key": self.key,
             "title": self.title,
             "file": self.file,
-            "weights": {"shape": round(self.shape, 6), "colour": round(self.colour, 6)},
+            "weights": {"shape": round(self.shape, 6), "colour": round(self.colour, 6),
+                        "text": round(self.text, 6)},
             "max_colour": None if self.max_colour is None else round(self.max_colour, 6),
         }
+        if self.text:
+            out["text_signal"] = self.text_signal
+        if self.exclude_row:
+            out["exclude_row"] = self.exclude_row
+        return out
 
     @classmethod
     def from_meta(cls, entry: dict[str, Any]) -> RowRule:
@@ -95,17 +120,32 @@ class RowRule:
             shape=float(weights.get("shape", 1.0)),
             colour=float(weights.get("colour", 0.0)),
             max_colour=entry.get("max_colour"),
+            text=float(weights.get("text", 0.0)),
+            text_signal=str(entry.get("text_signal") or TEXT),
+            exclude_row=entry.get("exclude_row"),
         )
 
+    def visual(self) -> RowRule:
+        """The rule without its text weight (shape and colour rescaled to their share), for
+        queries without words: an uploaded photo."""
+        if not self.text:
+            return self
+        rest = self.shape + self.colour
+        return RowRule(self.key, self.title, self.shape / rest, self.colour / rest,
+                       self.max_colour, exclude_row=self.exclude_row)
+
     def scores(
-        self, shape: np.ndarray, colour: np.ndarray | None, slack: float = 0.0
+        self, shape: np.ndarray, colour: np.ndarray | None, slack: float = 0.0,
+        text: Mapping[str, np.ndarray] | None = None,
     ) -> np.ndarray:
-        """The row's scores from shape and colour similarities (excluded: -inf); `slack`
-        loosens the colour filter (candidates for exact re-scoring)."""
+        """The row's scores from shape, colour and text similarities (excluded: -inf);
+        `slack` loosens the colour filter (candidates for exact re-scoring)."""
         if self.colour == 0 or colour is None:
-            s = shape.astype(np.float32, copy=True)
+            s = (shape if self.shape == 1 else self.shape * shape).astype(np.float32)
         else:
             s = (self.shape * shape + self.colour * colour).astype(np.float32)
+        if self.text and text is not None and self.text_signal in text:
+            s += np.float32(self.text) * text[self.text_signal]
         if self.max_colour is not None and colour is not None:
             s[colour > self.max_colour + slack] = -np.inf
         return s
@@ -136,33 +176,69 @@ def plan_rows(
     shape: np.ndarray,
     colour: np.ndarray | None,
     colour_weight: float = DEFAULT_COLOUR_WEIGHT,
-    other_colour_quantile: float = DEFAULT_OTHER_COLOUR_QUANTILE,
+    other_colour_quantile: float | None = None,
     seed: int = 0,
+    text: Mapping[str, np.ndarray] | None = None,
+    text_weight: float = DEFAULT_TEXT_WEIGHT,
+    other_text_weight: float = DEFAULT_OTHER_TEXT_WEIGHT,
 ) -> list[RowRule]:
-    """The rules of the rows `keys` for a catalog of unit `shape` and `colour` rows."""
+    """The rules of the rows `keys` for a catalog of unit `shape`, `colour` and `text`
+    rows ({TEXT: all words, KIND: words without colour words}; None: no words).
+
+    Each weight applies to similarities standardised by their spread over random pairs.
+    `other_colour_quantile` defaults to DEFAULT_OTHER_COLOUR_QUANTILE_TEXT with words and
+    DEFAULT_OTHER_COLOUR_QUANTILE without.
+    """
     unknown = [k for k in keys if k not in ROW_TITLES]
     if unknown:
         raise ValueError(f"unknown row {unknown[0]!r}; rows are {', '.join(ROW_KEYS)}")
     if not 0 <= colour_weight < 1:
         raise ValueError(f"colour weight {colour_weight:g}: must be at least 0 and below 1")
+    for name, w in (("text weight", text_weight), ("other-colours text weight",
+                                                    other_text_weight)):
+        if not 0 <= w < 1:
+            raise ValueError(f"{name} {w:g}: must be at least 0 and below 1")
+    if other_colour_quantile is None:
+        other_colour_quantile = (DEFAULT_OTHER_COLOUR_QUANTILE_TEXT if text
+                                 else DEFAULT_OTHER_COLOUR_QUANTILE)
     if not 0 < other_colour_quantile < 1:
         raise ValueError(f"other-colour quantile {other_colour_quantile:g}: must be in (0, 1)")
-    if len(shape) < 2 or colour is None:
-        shape_w, colour_w, max_colour = 1.0, 0.0, None
+    few = len(shape) < 2
+    sd_shape = 1.0 if few else float(np.std(_pair_cosines(shape, seed))) or 1.0
+    sd_text = {name: 1.0 if few else float(np.std(_pair_cosines(v, seed + 2))) or 1.0
+               for name, v in (text or {}).items()}
+
+    def blend(parts: dict[str, tuple[float, float]]) -> dict[str, float]:
+        """{signal: (user weight, spread)} -> weights of the raw similarities, sum 1."""
+        raw = {s: w / sd for s, (w, sd) in parts.items() if w > 0}
+        total = sum(raw.values()) or 1.0
+        return {s: raw.get(s, 0.0) / total for s in parts}
+
+    max_colour = None
+    if few or colour is None:
+        sim = blend({"shape": (1 - text_weight, sd_shape),
+                     TEXT: (text_weight if text else 0.0, sd_text.get(TEXT, 1.0))})
+        sim["colour"] = 0.0
     else:
-        sd_shape = float(np.std(_pair_cosines(shape, seed))) or 1.0
         colour_pairs = _pair_cosines(colour, seed + 1)
         sd_colour = float(np.std(colour_pairs)) or 1.0
-        a, b = (1 - colour_weight) / sd_shape, colour_weight / sd_colour
-        shape_w, colour_w = a / (a + b), b / (a + b)
+        tw = text_weight if text else 0.0
+        sim = blend({"shape": ((1 - tw) * (1 - colour_weight), sd_shape),
+                     "colour": ((1 - tw) * colour_weight, sd_colour),
+                     TEXT: (tw, sd_text.get(TEXT, 1.0))})
         max_colour = min(float(np.quantile(colour_pairs, other_colour_quantile)),
                          OTHER_COLOUR_CAP)
+    ow = other_text_weight if text else 0.0
+    other = blend({"shape": (1 - ow, sd_shape), KIND: (ow, sd_text.get(KIND, 1.0))})
     rules = []
     for key in dict.fromkeys(keys):
         if key == SIMILAR:
-            rules.append(RowRule(key, ROW_TITLES[key], shape_w, colour_w))
+            rules.append(RowRule(key, ROW_TITLES[key], sim["shape"], sim["colour"],
+                                 text=sim[TEXT]))
         elif colour is not None:
-            rules.append(RowRule(key, ROW_TITLES[key], 1.0, 0.0, max_colour))
+            rules.append(RowRule(key, ROW_TITLES[key], other["shape"], 0.0, max_colour,
+                                 text=other[KIND], text_signal=KIND,
+                                 exclude_row=SIMILAR if SIMILAR in keys else None))
     return rules
 
 
@@ -179,25 +255,79 @@ def _uses_colour(rules: Sequence[RowRule], colour: np.ndarray | None) -> bool:
     return colour is not None and any(r.colour or r.max_colour is not None for r in rules)
 
 
+def _text_signals(rules: Sequence[RowRule], inputs: RowInputs) -> list[str]:
+    """The text vectors some rule weighs (and the inputs have)."""
+    if not inputs.text:
+        return []
+    return sorted({r.text_signal for r in rules if r.text and r.text_signal in inputs.text})
+
+
+def _codes_of(codes: np.ndarray, index: slice | np.ndarray) -> np.ndarray:
+    """Codes of columns: a slice gives a (1, width) row, an index array its own shape."""
+    if isinstance(index, slice):
+        return codes[index][None, :]
+    return codes[np.maximum(index, 0)]
+
+
+def _ranking(
+    scores: np.ndarray, inputs: RowInputs, rows: slice, cols: slice | np.ndarray,
+    margin: float,
+) -> np.ndarray:
+    """Scores to rank by: the prefer bonus, and the department penalty for products of a
+    department that does not go with the query's."""
+    if inputs.prefer_codes is not None:
+        same = inputs.prefer_codes[rows][:, None] == _codes_of(inputs.prefer_codes, cols)
+        scores = prefer_bonus(scores, same, margin)
+    if inputs.dept_codes is not None and inputs.dept_table is not None:
+        ok = inputs.dept_table[inputs.dept_codes[rows][:, None],
+                               _codes_of(inputs.dept_codes, cols)]
+        if not ok.all():
+            scores = np.where(ok, scores, scores - np.float32(DEPARTMENT_PENALTY))
+    return scores
+
+
+def _block_similarities(
+    rules: Sequence[RowRule], inputs: RowInputs, rows: slice, cols: slice
+) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """Colour and text similarities of a block (None / {} where no rule uses them)."""
+    colour = inputs.colour if _uses_colour(rules, inputs.colour) else None
+    s_colour = colour[rows] @ colour[cols].T if colour is not None else None
+    assert inputs.text is not None or not _text_signals(rules, inputs)
+    s_text = {name: inputs.text[name][rows] @ inputs.text[name][cols].T  # type: ignore[index]
+              for name in _text_signals(rules, inputs)}
+    return s_colour, s_text
+
+
+def _excluded(cand: np.ndarray, exclude: np.ndarray | None) -> np.ndarray | None:
+    """Where candidate columns (b, w) are among each row's excluded columns (b, e)."""
+    if exclude is None or not exclude.size or not cand.size:
+        return None
+    return (cand[:, :, None] == exclude[:, None, :]).any(axis=2) & (cand >= 0)
+
+
 def _exact_rows(
     rule: RowRule,
-    shape: np.ndarray,
-    colour: np.ndarray | None,
+    inputs: RowInputs,
     start: int,
     cand: np.ndarray,
     k: int,
     metric: Metric,
-    prefer_codes: np.ndarray | None,
     margin: float,
+    exclude: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of rows start.. among their candidate columns, ranked by exact scores (with
-    the prefer bonus); returns (indices, the rule's own scores)."""
+    the prefer bonus and department penalty; `exclude`d columns left out); returns
+    (indices, the rule's own scores)."""
+    colour = inputs.colour if _uses_colour([rule], inputs.colour) else None
     exact_colour = pair_scores(colour, start, cand, "cosine") if colour is not None else None
-    exact = rule.scores(pair_scores(shape, start, cand, metric), exact_colour)
-    ranking = exact
-    if prefer_codes is not None:
-        same = prefer_codes[start : start + len(cand), None] == prefer_codes[np.maximum(cand, 0)]
-        ranking = prefer_bonus(exact, same, margin)
+    exact_text = {name: pair_scores(inputs.text[name], start, cand, "cosine")  # type: ignore[index]
+                  for name in _text_signals([rule], inputs)}
+    exact = rule.scores(pair_scores(inputs.shape, start, cand, metric), exact_colour,
+                        text=exact_text)
+    ranking = _ranking(exact, inputs, slice(start, start + len(cand)), cand, margin)
+    drop = _excluded(cand, exclude)
+    if drop is not None:
+        ranking = np.where(drop, -np.inf, ranking)
     idx, _ = top_k_of_candidates(cand, ranking, k)
     pos = np.argmax(cand[:, None, :] == idx[:, :, None], axis=2)  # idx's place in cand
     picked = np.take_along_axis(exact, pos, axis=1)
@@ -218,26 +348,33 @@ def rows_top_k_block(
     prefer_codes: np.ndarray | None = None,
     margin: float = DEFAULT_PREFER_MARGIN,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Top-k of query rows [start, stop) for every rule: [(indices, scores)] in rule order.
+    """Top-k of query rows [start, stop) for every rule: [(indices, scores)] in rule order
+    (shape and colour, prefer and excluded rows; no text or departments: the benches' and
+    tests' reference of one block of rows against everything).
 
     The shape block is computed once and shared by the rules; scores are the rules' own
     ('higher is closer'; `finish_scores` turns Euclidean ones into distances). The block's
     float32 matmul only picks candidates (`candidate_columns`); they are ranked by exact
     scores (`pair_scores`), so every engine and BLAS gives the same bytes.
     """
+    inputs = RowInputs(shape, sq_norms, colour, group_codes, dup_codes, prefer_codes)
     s_shape = block_scores(shape, sq_norms, start, stop, metric)
-    uses_colour = _uses_colour(rules, colour)
-    s_colour = colour[start:stop] @ colour.T if uses_colour else None
-    same = None
-    if prefer_codes is not None:
-        same = prefer_codes[start:stop, None] == prefer_codes[None, :]
+    s_colour, _ = _block_similarities(rules, inputs, slice(start, stop), slice(None))
     tolerance = blas_tolerance(sq_norms)
     out = []
+    found: dict[str, np.ndarray] = {}
     for rule in rules:
-        loose = prefer_bonus(rule.scores(s_shape, s_colour, tolerance), same, margin)
+        loose = _ranking(rule.scores(s_shape, s_colour, tolerance), inputs,
+                         slice(start, stop), slice(None), margin)
+        exclude = found.get(rule.exclude_row or "")
+        if exclude is not None:
+            rows = np.repeat(np.arange(len(loose)), exclude.shape[1])
+            ok = exclude.ravel() >= 0
+            loose[rows[ok], exclude.ravel()[ok]] = -np.inf
         cand = candidate_columns(loose, start, k, tolerance, group_codes, dup_codes)
-        out.append(_exact_rows(rule, shape, colour if uses_colour else None, start, cand, k,
-                               metric, prefer_codes, margin))
+        idx, scores = _exact_rows(rule, inputs, start, cand, k, metric, margin, exclude)
+        found[rule.key] = idx
+        out.append((idx, scores))
     return out
 
 
@@ -275,15 +412,19 @@ class _Running:
 
 
 def _candidates(
-    vals: np.ndarray, cols: np.ndarray, k: int, tolerance: float
+    vals: np.ndarray, cols: np.ndarray, k: int, tolerance: float,
+    exclude: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Rows' candidates within `tolerance` of their k-th best kept block score, and the
-    rows whose kept pairs were all that close (more may have been dropped: scan them
-    whole)."""
+    """Rows' candidates within `tolerance` of their k-th best kept block score (`exclude`d
+    columns left out), and the rows whose kept pairs were all that close (more may have
+    been dropped: scan them whole)."""
+    lowest = vals.min(axis=1)
+    drop = _excluded(cols, exclude)
+    if drop is not None:
+        vals = np.where(drop, -np.inf, vals)
     kth = -np.partition(-vals, k - 1, axis=1)[:, k - 1]
     threshold = np.where(np.isfinite(kth), kth - np.float32(tolerance), -np.inf)
     keep = (vals >= threshold[:, None]) & np.isfinite(vals)
-    lowest = vals.min(axis=1)
     unsure = np.flatnonzero(np.isfinite(lowest) & (lowest >= threshold))
     return [cols[r, keep[r]] for r in range(len(vals))], unsure
 
@@ -292,6 +433,7 @@ def _pair_block(
     rule: RowRule,
     s_shape: np.ndarray,
     s_colour: np.ndarray | None,
+    s_text: Mapping[str, np.ndarray],
     inputs: RowInputs,
     rows: slice,
     cols: slice,
@@ -299,10 +441,7 @@ def _pair_block(
     tolerance: float,
 ) -> np.ndarray:
     """A rule's ranking scores of block (rows, cols) with exclusions set to -inf."""
-    same = None
-    if inputs.prefer_codes is not None:
-        same = inputs.prefer_codes[rows, None] == inputs.prefer_codes[None, cols]
-    r = prefer_bonus(rule.scores(s_shape, s_colour, tolerance), same, margin)
+    r = _ranking(rule.scores(s_shape, s_colour, tolerance, s_text), inputs, rows, cols, margin)
     if rows == cols:
         np.fill_diagonal(r, -np.inf)
     if inputs.dup_codes is not None:
@@ -322,6 +461,9 @@ class RowInputs:
     group_codes: np.ndarray | None
     dup_codes: np.ndarray | None
     prefer_codes: np.ndarray | None
+    text: dict[str, np.ndarray] | None = None  # {TEXT, KIND}: unit rows
+    dept_codes: np.ndarray | None = None  # pipeline.departments.compatibility_codes
+    dept_table: np.ndarray | None = None  # which codes go together (symmetric, bool)
 
     @classmethod
     def prepare(
@@ -332,12 +474,23 @@ class RowInputs:
         groups: Sequence[str] | None = None,
         duplicate_keys: Sequence[str] | None = None,
         prefer: Sequence[str] | None = None,
+        text: Mapping[str, np.ndarray] | None = None,
+        departments: Sequence[str | None] | None = None,
     ) -> RowInputs:
-        """Normalise features for the metric and turn keys into integer codes."""
+        """Normalise features for the metric and turn keys into integer codes
+        (`departments`: each product's, None for unknown; see pipeline.departments)."""
         x, sq = prepare_features(shape, metric)
         n = len(x)
+        dept_codes = dept_table = None
+        if departments is not None and len({d for d in departments if d}) > 1:
+            from .departments import compatibility_codes
+
+            codes, table = compatibility_codes(departments)
+            dept_codes, dept_table = np.asarray(codes, np.int64), np.asarray(table, bool)
         return cls(x, sq, None if colour is None else np.asarray(colour, np.float32),
-                   _codes(groups, n), _codes(duplicate_keys, n), _codes(prefer, n))
+                   _codes(groups, n), _codes(duplicate_keys, n), _codes(prefer, n),
+                   {name: np.asarray(v, np.float32) for name, v in text.items()} if text
+                   else None, dept_codes, dept_table)
 
 
 def block_pairs(n: int, block: int) -> list[tuple[int, int]]:
@@ -346,10 +499,12 @@ def block_pairs(n: int, block: int) -> list[tuple[int, int]]:
     return [(i, j) for i in starts for j in starts if j >= i]
 
 
-def _kept(k: int, n: int) -> tuple[int, int]:
-    """(neighbours that exist, candidates kept per row before exact re-scoring)."""
+def _kept(k: int, n: int, rule: RowRule | None = None) -> tuple[int, int]:
+    """(neighbours that exist, candidates kept per row before exact re-scoring; a rule
+    that leaves out an earlier row's k cards keeps k more)."""
     kk = min(k, n - 1)
-    return kk, min(kk + RESCORE_EXTRA, n)
+    extra = k if rule is not None and rule.exclude_row else 0
+    return kk, min(kk + RESCORE_EXTRA + extra, n)
 
 
 def _scan(
@@ -363,15 +518,15 @@ def _scan(
 ) -> None:
     """Fold the block `pairs` into each rule's `running` best, both ways."""
     n = len(inputs.shape)
-    colour = inputs.colour if _uses_colour(rules, inputs.colour) else None
     tolerance = blas_tolerance(inputs.sq_norms)
     for i0, j0 in pairs:
         rows, cols = slice(i0, min(i0 + block, n)), slice(j0, min(j0 + block, n))
         s_shape = block_scores(inputs.shape, inputs.sq_norms, rows.start, rows.stop, metric,
                                cols)
-        s_colour = colour[rows] @ colour[cols].T if colour is not None else None
+        s_colour, s_text = _block_similarities(rules, inputs, rows, cols)
         for rule, best in zip(rules, running, strict=True):
-            r = _pair_block(rule, s_shape, s_colour, inputs, rows, cols, margin, tolerance)
+            r = _pair_block(rule, s_shape, s_colour, s_text, inputs, rows, cols, margin,
+                            tolerance)
             best.merge(i0, j0, r)
             if j0 != i0:
                 best.merge(j0, i0, np.ascontiguousarray(r.T))
@@ -389,7 +544,7 @@ def scan_block_pairs(
     """Each rule's best (block score, column) pairs of every row the block `pairs` touch,
     per block of rows ({first row: (scores, columns)}): every pair multiplied once and
     scanned both ways. The first half of `rows_top_k`, for a Dask task's share of pairs."""
-    running = [_Running(_kept(k, len(inputs.shape))[1]) for _ in rules]
+    running = running_best(rules, k, len(inputs.shape))
     _scan(rules, inputs, pairs, running, metric, margin, block)
     return [best.blocks for best in running]
 
@@ -405,25 +560,41 @@ def finish_rows(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Top-k of the rows start.. for every rule from their best block scores (`bests`, one
     (scores, columns) pair per rule): candidates within the BLAS tolerance, ranked by exact
-    scores; scores not yet `finish_scores`-ed. The second half of `rows_top_k`."""
+    scores; scores not yet `finish_scores`-ed. The second half of `rows_top_k`. A rule
+    with `exclude_row` leaves out the cards that earlier rule found for the same rows."""
     n = len(inputs.shape)
-    kk, _ = _kept(k, n)
-    colour = inputs.colour if _uses_colour(rules, inputs.colour) else None
     tolerance = blas_tolerance(inputs.sq_norms)
-    out = []
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    found: dict[str, np.ndarray] = {}
     for rule, (vals, cols) in zip(rules, bests, strict=True):
-        cands, unsure = _candidates(vals, cols, kk, tolerance)
+        kk, _ = _kept(k, n, rule)
+        exclude = found.get(rule.exclude_row or "")
+        cands, unsure = _candidates(vals, cols, kk, tolerance, exclude)
         for r in unsure:  # near-ties beyond the kept pairs: this row against all
-            (full,) = _row_candidates(rule, inputs, start + r, k, metric, margin, tolerance)
+            row_exclude = None if exclude is None else exclude[r : r + 1]
+            (full,) = _row_candidates(rule, inputs, start + r, k, metric, margin, tolerance,
+                                      row_exclude)
             cands[r] = full
-        out.append(_exact_rows(rule, inputs.shape, colour, start, padded(cands), k, metric,
-                               inputs.prefer_codes, margin))
+        idx, scores = _exact_rows(rule, inputs, start, padded(cands), k, metric, margin,
+                                  exclude)
+        short = np.flatnonzero((idx[:, :kk] < 0).any(axis=1))
+        if len(short):  # a candidate fell to the exact colour filter: every column left
+            for r in short:
+                row_exclude = None if exclude is None else exclude[r : r + 1]
+                (every,) = _row_candidates(rule, inputs, start + r, k, metric, margin,
+                                           tolerance, row_exclude, every=True)
+                one = None if exclude is None else exclude[r : r + 1]
+                idx[r], scores[r] = (a[0] for a in _exact_rows(
+                    rule, inputs, start + r, every[None, :], k, metric, margin, one))
+        found[rule.key] = idx
+        out.append((idx, scores))
     return out
 
 
 def running_best(rules: Sequence[RowRule], k: int, n: int) -> list[_Running]:
     """Each rule's empty running best, to merge `scan_block_pairs` results into."""
-    return [_Running(_kept(k, n)[1]) for _ in rules]
+    return [_Running(_kept(k, n, rule)[1]) for rule in rules]
+
 
 
 def merge_scan(
@@ -547,16 +718,22 @@ def rows_top_k(
 
 def _row_candidates(
     rule: RowRule, inputs: RowInputs, row: int, k: int, metric: Metric, margin: float,
-    tolerance: float,
+    tolerance: float, exclude: np.ndarray | None = None, every: bool = False,
 ) -> list[np.ndarray]:
-    """One row's candidate columns from its whole row of scores (`candidate_columns`)."""
+    """One row's candidate columns from its whole row of scores (`candidate_columns`),
+    `exclude`d columns (1, e) left out; `every`: all columns the rule does not exclude."""
+    rows = slice(row, row + 1)
     s_shape = block_scores(inputs.shape, inputs.sq_norms, row, row + 1, metric)
-    colour = inputs.colour
-    s_colour = colour[row : row + 1] @ colour.T if _uses_colour([rule], colour) else None
-    same = None
-    if inputs.prefer_codes is not None:
-        same = inputs.prefer_codes[row : row + 1, None] == inputs.prefer_codes[None, :]
-    loose = prefer_bonus(rule.scores(s_shape, s_colour, tolerance), same, margin)
+    s_colour, s_text = _block_similarities([rule], inputs, rows, slice(None))
+    loose = _ranking(rule.scores(s_shape, s_colour, tolerance, s_text), inputs, rows,
+                     slice(None), margin)
+    if exclude is not None:
+        ex = exclude[exclude >= 0]
+        loose[0, ex] = -np.inf
+    if every:
+        loose = loose.copy()
+        _exclude(loose, row, inputs.group_codes, inputs.dup_codes)
+        return [np.flatnonzero(np.isfinite(loose[0]))]
     cand = candidate_columns(loose, row, k, tolerance, inputs.group_codes, inputs.dup_codes)
     return [c[c >= 0] for c in cand]
 
@@ -573,21 +750,26 @@ def rows_top_k_approx(
     """Top-k of every rule from a faiss index's candidates (cosine only), ranked by the
     exact scores `rows_top_k` uses; also each rule's index description.
 
-    A rule blending shape and colour searches [sqrt(w_shape)·shape, sqrt(w_colour)·colour],
-    whose inner product is the rule's score; filters, groups and duplicates are applied to
-    the candidates, so those rules fetch more of them.
+    A rule blending signals searches [sqrt(w_shape)·shape, sqrt(w_colour)·colour,
+    sqrt(w_text)·text], whose inner product is the rule's score; filters, departments,
+    groups, duplicates and excluded rows are applied to the candidates, so those rules
+    fetch more of them.
     """
     from .ann import faiss_candidates
 
     n = len(inputs.shape)
     colour = inputs.colour if _uses_colour(rules, inputs.colour) else None
     out, described = [], []
+    found: dict[str, np.ndarray] = {}
     for rule in rules:
-        vectors = inputs.shape
+        parts = [np.sqrt(rule.shape) * inputs.shape]
         if rule.colour and colour is not None:
-            vectors = np.hstack([np.sqrt(rule.shape) * inputs.shape,
-                                 np.sqrt(rule.colour) * colour]).astype(np.float32)
-        filtered = rule.max_colour is not None or inputs.group_codes is not None
+            parts.append(np.sqrt(rule.colour) * colour)
+        for name in _text_signals([rule], inputs):
+            parts.append(np.sqrt(rule.text) * inputs.text[name])  # type: ignore[index]
+        vectors = np.hstack(parts).astype(np.float32) if len(parts) > 1 else inputs.shape
+        filtered = (rule.max_colour is not None or inputs.group_codes is not None
+                    or inputs.dept_codes is not None or rule.exclude_row is not None)
         width = (k + RESCORE_EXTRA) * (8 if filtered else 2) + 1  # +1: the query itself
         cand, meta = faiss_candidates(vectors, width, nprobe, seed)
         rows = np.arange(n)[:, None]
@@ -597,16 +779,19 @@ def rows_top_k_approx(
             if codes is not None:
                 drop |= (codes[safe] == codes[:, None]) == same_is_out
         cand = np.where(drop, -1, cand)
+        exclude = found.get(rule.exclude_row or "")
         idx = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), np.nan, dtype=np.float32)
         for start in range(0, n, block):
             stop = min(start + block, n)
             idx[start:stop], scores[start:stop] = _exact_rows(
-                rule, inputs.shape, colour, start, cand[start:stop], k, "cosine",
-                inputs.prefer_codes, margin)
+                rule, inputs, start, cand[start:stop], k, "cosine", margin,
+                None if exclude is None else exclude[start:stop])
+        found[rule.key] = idx
         out.append((idx, scores))
         described.append(meta)
     return out, described
+
 
 
 def score_quantiles(scores: np.ndarray, n: int = N_QUANTILES) -> list[float]:

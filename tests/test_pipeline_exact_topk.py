@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 
 import pipeline.rows as rows_mod
-from pipeline.rows import OTHER_COLOURS, SIMILAR, RowInputs, RowRule, plan_rows, rows_top_k
+from pipeline.departments import compatible
+from pipeline.rows import (
+    KIND,
+    OTHER_COLOURS,
+    SIMILAR,
+    TEXT,
+    RowInputs,
+    RowRule,
+    plan_rows,
+    rows_top_k,
+)
 from pipeline.similarity import l2_normalise, top_k_neighbours
 from tests.pipeline_helpers import exact_scores
 
@@ -31,12 +41,15 @@ def data(n: int = 300, d: int = 24, seed: int = 0):
     return x, colour, groups, prefer, dups
 
 
-def brute_force(rule: RowRule, x, colour, metric, groups, prefer, dups, k, margin):
-    """Every pair in float64, ranked by (float32 score + bonus desc, index asc)."""
+def brute_force(rule: RowRule, x, colour, metric, groups, prefer, dups, k, margin,
+                exclude=None, text=None, depts=None):
+    """Every pair in float64, ranked by (float32 score + bonus - department penalty desc,
+    index asc); `exclude`: an earlier row's indices per product, left out."""
     n = len(x)
     shape = exact_scores(x, metric)
     col = colour.astype(np.float64) @ colour.astype(np.float64).T if colour is not None else None
-    score = rule.scores(shape, col)
+    sims = {name: v.astype(np.float64) @ v.astype(np.float64).T for name, v in (text or {}).items()}
+    score = rule.scores(shape, col, text=sims)
     idx = np.full((n, k), -1)
     out = np.full((n, k), np.nan, np.float32)
     for i in range(n):
@@ -44,9 +57,11 @@ def brute_force(rule: RowRule, x, colour, metric, groups, prefer, dups, k, margi
         for j in range(n):
             if j == i or dups[i] == dups[j] or (groups and groups[i] != groups[j]):
                 continue
-            if not np.isfinite(score[i, j]):
+            if not np.isfinite(score[i, j]) or (exclude is not None and j in exclude[i]):
                 continue
             bonus = np.float32(margin) if prefer and prefer[i] == prefer[j] and margin else 0
+            if depts is not None and not compatible(depts[i], depts[j]):
+                bonus -= np.float32(rows_mod.DEPARTMENT_PENALTY)
             cands.append((-(score[i, j] + bonus), j))
         cands.sort()
         for r, (_, j) in enumerate(cands[:k]):
@@ -68,8 +83,11 @@ def test_rows_equal_brute_force_with_ties_duplicates_groups_and_prefer(metric, w
         inputs = RowInputs.prepare(x, None, metric, groups, dups, prefer)
         colour = None
     found = rows_top_k(rules, inputs, k, metric, margin, block=64)
+    wanted: dict[str, np.ndarray] = {}
     for rule, (idx, scores) in zip(rules, found, strict=True):
-        want_idx, want = brute_force(rule, x, colour, metric, groups, prefer, dups, k, margin)
+        want_idx, want = brute_force(rule, x, colour, metric, groups, prefer, dups, k, margin,
+                                     wanted.get(rule.exclude_row or ""))
+        wanted[rule.key] = want_idx
         assert np.array_equal(idx, want_idx)
         if metric == "euclidean":
             want = np.sqrt(np.maximum(-want, 0))
@@ -122,8 +140,44 @@ def test_block_pairs_equal_the_row_block_path_with_many_near_ties(block, threads
     per_block = [rows_mod.rows_top_k_block(
         rules, inputs.shape, inputs.sq_norms, inputs.colour, s, min(s + 50, 200), 5, "cosine",
         inputs.group_codes, inputs.dup_codes, inputs.prefer_codes, 0.05) for s in (0, 50, 100, 150)]
+    wanted: dict[str, np.ndarray] = {}
     for r, (rule, (idx, scores)) in enumerate(zip(rules, found, strict=True)):
-        want_idx, _ = brute_force(rule, x, colour, "cosine", groups, prefer, dups, 5, 0.05)
+        want_idx, _ = brute_force(rule, x, colour, "cosine", groups, prefer, dups, 5, 0.05,
+                                  wanted.get(rule.exclude_row or ""))
+        wanted[rule.key] = want_idx
         assert np.array_equal(idx, want_idx)
         assert np.array_equal(idx, np.concatenate([b[r][0] for b in per_block]))
         assert scores.tobytes() == np.concatenate([b[r][1] for b in per_block]).tobytes()
+
+
+@pytest.mark.parametrize("block,threads", [(64, 1), (50, 2), (1000, 1)])
+def test_text_and_departments_equal_brute_force(block, threads):
+    """Rows with text signals (all words for the first, the kind for other colours), the
+    department penalty (unisex and unknown go with all; a department of two products
+    falls back to others) and the first row's cards left out of the second: the same as
+    brute force, on any block size and thread count."""
+    x, colour, groups, prefer, dups = data(n=240, seed=5)
+    rng = np.random.default_rng(9)
+    text = {name: l2_normalise(rng.normal(size=(240, 12)).astype(np.float32))
+            for name in (TEXT, KIND)}
+    text[TEXT][10:16] = text[TEXT][9]  # ties in the text too
+    depts = rng.choice(["men", "women", "unisex", "kids", "boys", None], size=240).tolist()
+    depts[200:202] = ["baby", "baby"]  # too few for k: filled up from other departments
+    rules = plan_rows((SIMILAR, OTHER_COLOURS), l2_normalise(x), colour, 0.4, 0.6,
+                      text=text, text_weight=0.3, other_text_weight=0.5)
+    assert rules[0].text > 0 and rules[1].text > 0 and rules[1].exclude_row == SIMILAR
+    inputs = RowInputs.prepare(x, colour, "cosine", None, dups, prefer, text, depts)
+    found = rows_top_k(rules, inputs, 6, "cosine", 0.05, block=block, threads=threads)
+    wanted: dict[str, np.ndarray] = {}
+    for rule, (idx, scores) in zip(rules, found, strict=True):
+        want_idx, want = brute_force(rule, x, colour, "cosine", None, prefer, dups, 6, 0.05,
+                                     wanted.get(rule.exclude_row or ""), text, depts)
+        wanted[rule.key] = want_idx
+        assert np.array_equal(idx, want_idx), rule.key
+        np.testing.assert_allclose(scores, want, rtol=0, atol=1e-6)
+    similar, other = found[0][0], found[1][0]
+    for i in range(240):
+        assert not set(similar[i]) & set(other[i])  # no card of the first row again
+        if depts[i] in ("men", "women"):  # enough of their own: no other department
+            assert all(compatible(depts[i], depts[j]) for j in similar[i])
+    assert {depts[j] for j in similar[200]} - {"baby", "unisex", None, "kids"} == set()
