@@ -17,6 +17,7 @@ import numpy as np
 from .ann import DEFAULT_NPROBE, INDEXES
 from .catalog import CatalogError, CatalogRow, read_catalog
 from .colour import COLOUR_VERSION, centre_colours
+from .departments import DepartmentSource, find_department_source, product_departments
 from .features import (
     DEFAULT_BATCH,
     FeatureCache,
@@ -36,10 +37,13 @@ from .models import (
 from .precomputed import COLOUR_MEAN_FILE, COLOURS_FILE, EMBEDDINGS_FILE, THUMBS_DIR
 from .projection import project_2d
 from .rows import (
-    DEFAULT_OTHER_COLOUR_QUANTILE,
+    DEFAULT_OTHER_TEXT_WEIGHT,
     DEFAULT_PREFER_MARGIN,
+    DEFAULT_TEXT_WEIGHT,
+    KIND,
     ROW_KEYS,
     SIMILAR,
+    TEXT,
     RowInputs,
     RowRule,
     default_colour_weight,
@@ -49,6 +53,7 @@ from .rows import (
     score_quantiles,
 )
 from .similarity import DEFAULT_BLOCK, Metric, finish_scores, l2_normalise
+from .text import TEXT_DIMS, product_text, text_signals
 from .whitening import WHITEN_DIMS, WHITENING_FILE, Whitening, fit_whitening
 from .writer import precomputed_meta, remove_stale_temporaries, thumb_ref, write_precomputed
 
@@ -77,7 +82,11 @@ class BuildOptions:
     group_by: str | None = None
     rows: tuple[str, ...] | None = None  # default: ROW_KEYS (cosine), similar (euclidean)
     colour_weight: float | None = None  # default: DEFAULT_COLOUR_WEIGHT (cosine), 0
-    other_colour_quantile: float = DEFAULT_OTHER_COLOUR_QUANTILE
+    other_colour_quantile: float | None = None  # default: rows.plan_rows's
+    text_weight: float = DEFAULT_TEXT_WEIGHT  # 0: visual rows only
+    other_text_weight: float = DEFAULT_OTHER_TEXT_WEIGHT
+    text_dims: int = TEXT_DIMS
+    department: str = "auto"  # auto | none | COLUMN (pipeline.departments)
     whiten: bool = True
     whiten_dims: int = WHITEN_DIMS
     prefer: str | None = None
@@ -296,10 +305,14 @@ class FoundRows:
     colour_meta: dict[str, Any] | None
     prefer_meta: dict[str, Any] | None
     index_meta: dict[str, Any] = field(default_factory=lambda: {"kind": "exact"})
+    text_meta: dict[str, Any] | None = None
+    department_meta: dict[str, Any] | None = None
 
 
 def _check_columns(opts: BuildOptions, rows: list[CatalogRow]) -> None:
-    for column, flag in ((opts.group_by, "--group-by"), (opts.prefer, "--prefer")):
+    department = opts.department if opts.department not in ("auto", "none") else None
+    for column, flag in ((opts.group_by, "--group-by"), (opts.prefer, "--prefer"),
+                         (department, "--department")):
         if column and not any(column in r.attrs for r in rows):
             attrs = ", ".join(sorted({a for r in rows for a in r.attrs})) or "none"
             raise CatalogError(f"{flag} {column!r}: no such column (attributes: {attrs})")
@@ -310,6 +323,12 @@ def _check_row_options(opts: BuildOptions) -> None:
         raise CatalogError(f"--rows {','.join(opts.rows)}: the first row must be {SIMILAR}")
     if opts.metric == "euclidean" and (opts.rows not in (None, (SIMILAR,)) or opts.colour_weight):
         raise CatalogError("colour rows and --colour-weight need --metric cosine")
+    for flag, w in (("--text-weight", opts.text_weight),
+                    ("--other-text-weight", opts.other_text_weight)):
+        if not 0 <= w < 1:
+            raise CatalogError(f"{flag} {w:g}: must be at least 0 and below 1")
+    if opts.text_dims < 1:
+        raise CatalogError(f"--text-dims {opts.text_dims}: must be at least 1")
     if opts.prefer_margin < 0:
         raise CatalogError(f"--prefer-margin {opts.prefer_margin:g}: must be at least 0")
     if opts.index not in INDEXES:
@@ -338,21 +357,30 @@ def _rows(
         shape = whitening.apply(matrix)
     else:
         shape = l2_normalise(matrix) if cosine else matrix
+    words = None
+    if cosine and (opts.text_weight > 0 or opts.other_text_weight > 0):
+        words = text_signals([product_text(r.title, r.attrs) for r in kept], colours,
+                             l2_normalise(shape), opts.text_dims, opts.seed)
+    text = {TEXT: words.text, KIND: words.kind} if words is not None else None
     try:
         rules = plan_rows(
             opts.rows or (ROW_KEYS if cosine else (SIMILAR,)), l2_normalise(shape),
             colours,
             default_colour_weight(whitening is not None) if opts.colour_weight is None
             else opts.colour_weight,
-            opts.other_colour_quantile, opts.seed,
+            opts.other_colour_quantile, opts.seed, text, opts.text_weight,
+            opts.other_text_weight,
         )
     except ValueError as e:
         raise CatalogError(str(e)) from None
     ids = [r.id for r in kept]
     groups = [r.attrs.get(opts.group_by, "") for r in kept] if opts.group_by else None
     prefer = [r.attrs.get(opts.prefer, "") for r in kept] if opts.prefer else None
+    source = department_source(opts, kept)
+    departments = (product_departments([r.title for r in kept], [r.attrs for r in kept],
+                                       source) if source is not None else None)
     inputs = RowInputs.prepare(
-        shape, colours, opts.metric, groups, [shas[i] for i in ids], prefer
+        shape, colours, opts.metric, groups, [shas[i] for i in ids], prefer, text, departments
     )
     index_meta: dict[str, Any] = {"kind": "exact"}
     if opts.index == "faiss":  # on this machine, whatever the engine
@@ -389,7 +417,25 @@ def _rows(
         prefer_meta={"column": opts.prefer, "margin": opts.prefer_margin} if opts.prefer
         else None,
         index_meta=index_meta,
+        text_meta=words.meta(words.text.shape[1]) if words is not None else None,
+        department_meta=source.meta() if source is not None else None,
     )
+
+
+def department_source(opts: BuildOptions, rows: list[CatalogRow]) -> DepartmentSource | None:
+    """Where the build reads departments: `--department COLUMN`, none, or (auto) the rule
+    of `pipeline.departments`, unless `--prefer` or `--group-by` chose a column."""
+    if opts.department == "none":
+        return None
+    titles, attrs = [r.title for r in rows], [r.attrs for r in rows]
+    if opts.department != "auto":
+        found = product_departments(titles, attrs, DepartmentSource("column",
+                                                                    opts.department, 0.0))
+        coverage = sum(1 for d in found if d) / max(len(rows), 1)
+        return DepartmentSource("column", opts.department, coverage)
+    if opts.prefer or opts.group_by:
+        return None
+    return find_department_source(titles, attrs)
 
 
 def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> BuildSummary:
@@ -477,6 +523,8 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         prefer=found.prefer_meta,
         projection=projection,
         index=found.index_meta,
+        text=found.text_meta,
+        department=found.department_meta,
     )
     skipped.sort(key=lambda s: s["id"])
     try:

@@ -15,9 +15,13 @@ from .rows import (
     DEFAULT_COLOUR_WEIGHT,
     DEFAULT_COLOUR_WEIGHT_UNWHITENED,
     DEFAULT_OTHER_COLOUR_QUANTILE,
+    DEFAULT_OTHER_COLOUR_QUANTILE_TEXT,
+    DEFAULT_OTHER_TEXT_WEIGHT,
     DEFAULT_PREFER_MARGIN,
+    DEFAULT_TEXT_WEIGHT,
     ROW_KEYS,
 )
+from .text import TEXT_DIMS
 from .whitening import WHITEN_DIMS, WHITEN_MIN_PRODUCTS
 
 SHOW_SKIPPED = 10
@@ -48,9 +52,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="weight of colour against shape in the similar row, 0 to below 1 "
                    f"(default {DEFAULT_COLOUR_WEIGHT} with whitening, "
                    f"{DEFAULT_COLOUR_WEIGHT_UNWHITENED} without, measured; 0: shape only)")
-    b.add_argument("--other-colour-quantile", type=float, default=DEFAULT_OTHER_COLOUR_QUANTILE,
+    b.add_argument("--other-colour-quantile", type=float,
                    help="other_colours row: colour similarity at most this quantile of "
-                   f"random pairs (default {DEFAULT_OTHER_COLOUR_QUANTILE})")
+                   f"random pairs (default {DEFAULT_OTHER_COLOUR_QUANTILE_TEXT} with words, "
+                   f"{DEFAULT_OTHER_COLOUR_QUANTILE} without)")
+    b.add_argument("--text-weight", type=float, default=DEFAULT_TEXT_WEIGHT,
+                   help="weight of the product's words (title, attributes) in the similar "
+                   f"row, 0 to below 1 (default {DEFAULT_TEXT_WEIGHT}, measured; 0: visual)")
+    b.add_argument("--other-text-weight", type=float, default=DEFAULT_OTHER_TEXT_WEIGHT,
+                   help="weight of the words (colour words left out) in the other_colours "
+                   f"row (default {DEFAULT_OTHER_TEXT_WEIGHT})")
+    b.add_argument("--text-dims", type=int, default=TEXT_DIMS,
+                   help=f"dimensions of the words signal (default {TEXT_DIMS})")
+    b.add_argument("--department", default="auto", metavar="auto|none|COLUMN",
+                   help="keep recommendations in the product's department (men, women, "
+                   "kids...): auto = a column whose values name departments, else the "
+                   "titles (default; off with --prefer or --group-by); none; or a column")
     b.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=True,
                    help="PCA-whiten the features (default on; catalogs under "
                    f"{WHITEN_MIN_PRODUCTS} products are never whitened)")
@@ -110,7 +127,9 @@ def _build(args: argparse.Namespace) -> int:
         rows=tuple(r.strip() for r in args.rows.split(",") if r.strip()) if args.rows else None,
         colour_weight=args.colour_weight, other_colour_quantile=args.other_colour_quantile,
         whiten=args.whiten, whiten_dims=args.whiten_dims, prefer=args.prefer,
-        prefer_margin=args.prefer_margin,
+        prefer_margin=args.prefer_margin, text_weight=args.text_weight,
+        other_text_weight=args.other_text_weight, text_dims=args.text_dims,
+        department=args.department,
     )
     summary = build(opts)
     for s in summary.skipped[:SHOW_SKIPPED]:

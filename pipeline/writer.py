@@ -69,13 +69,17 @@ def precomputed_meta(
     prefer: dict[str, Any] | None = None,
     projection: str = "pca",
     index: dict[str, Any] | None = None,
+    text: dict[str, Any] | None = None,
+    department: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """meta.json's content (contract 2): the one place that lists its keys.
 
     `model` is the extractor's identity plus `resize`; `created_at` defaults to now (UTC,
     seconds). `rows` defaults to the one `similar` row of neighbours.json, shape only.
     `index` says how neighbours were found: `{"kind": "exact"}` (default) or the faiss
-    index (`pipeline.ann`) that proposed the candidates.
+    index (`pipeline.ann`) that proposed the candidates. `text` describes the words signal
+    (`pipeline.text`; null: visual rows only), `department` where departments come from
+    (`pipeline.departments`; null: none).
     """
     if created_at is None:
         created_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
@@ -93,6 +97,8 @@ def precomputed_meta(
         "colour": colour,
         "prefer": prefer,
         "index": index or {"kind": "exact"},
+        "text": text,
+        "department": department,
         "similarity_baseline": similarity_baseline,
         "source": source,
         "thumb_base_url": thumb_base_url,
