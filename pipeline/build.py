@@ -54,7 +54,14 @@ from .rows import (
 )
 from .similarity import DEFAULT_BLOCK, Metric, finish_scores, l2_normalise
 from .text import TEXT_DIMS, product_text, text_signals
-from .whitening import WHITEN_DIMS, WHITENING_FILE, Whitening, fit_whitening
+from .whitening import (
+    NOVELTY_QUANTILE,
+    WHITEN_DIMS,
+    WHITENING_FILE,
+    Whitening,
+    fit_whitening,
+    novelty_threshold,
+)
 from .writer import precomputed_meta, remove_stale_temporaries, thumb_ref, write_precomputed
 
 PAIRWISE_SUFFIXES = (".csv", ".pkl", ".pickle", ".npy")
@@ -307,6 +314,7 @@ class FoundRows:
     index_meta: dict[str, Any] = field(default_factory=lambda: {"kind": "exact"})
     text_meta: dict[str, Any] | None = None
     department_meta: dict[str, Any] | None = None
+    upload_meta: dict[str, Any] | None = None
 
 
 def _check_columns(opts: BuildOptions, rows: list[CatalogRow]) -> None:
@@ -419,7 +427,22 @@ def _rows(
         index_meta=index_meta,
         text_meta=words.meta(words.text.shape[1]) if words is not None else None,
         department_meta=source.meta() if source is not None else None,
+        upload_meta=_upload_meta(matrix, whitening, opts),
     )
+
+
+def _upload_meta(
+    matrix: np.ndarray, whitening: Whitening | None, opts: BuildOptions
+) -> dict[str, Any] | None:
+    """meta.json's `upload`: how photo search tells a photo that looks like nothing in the
+    catalog (needs the whitening's subspace; None without it)."""
+    if whitening is None:
+        return None
+    threshold = novelty_threshold(matrix, whitening.dims, whitening.reg, opts.seed)
+    if threshold is None:
+        return None
+    return {"method": "pca-residual", "max_residual": threshold,
+            "quantile": NOVELTY_QUANTILE}
 
 
 def department_source(opts: BuildOptions, rows: list[CatalogRow]) -> DepartmentSource | None:
@@ -525,6 +548,7 @@ def build(opts: BuildOptions, extractor: FeatureExtractor | None = None) -> Buil
         index=found.index_meta,
         text=found.text_meta,
         department=found.department_meta,
+        upload=found.upload_meta,
     )
     skipped.sort(key=lambda s: s["id"])
     try:

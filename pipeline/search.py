@@ -13,6 +13,7 @@ import base64
 import binascii
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ class SearchResult:
     vote: tuple[str, str, int, int] | None = None  # (attribute, label, votes, k)
     timings_ms: dict[str, float] = field(default_factory=dict)
     rows: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    nothing: bool = False  # the photo looks like nothing in this catalog (no rows, no vote)
 
 
 def decode_upload(contents: str, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
@@ -169,6 +171,9 @@ class PhotoSearcher:
             RowRule(SIMILAR, "Looks like this", 1.0, 0.0)
         ]
         self.whitening = self._load_whitening(pre)
+        upload = pre.meta.get("upload") or {}
+        limit = upload.get("max_residual") if self.whitening is not None else None
+        self.max_residual = float(limit) if isinstance(limit, int | float) else None
         colour_meta = pre.meta.get("colour") or {}
         self.colours_path = pre.folder / COLOURS_FILE if colour_meta else None
         self.colour_mean: np.ndarray | None = None
@@ -181,6 +186,7 @@ class PhotoSearcher:
             if not self.colours_path.is_file():
                 raise ModelError(f"{self.colours_path}: missing; rebuild the catalog")
         self.ids = [p["id"] for p in pre.products]
+        self.index = {pid: i for i, pid in enumerate(self.ids)}
         self.vote_attr = vote_attribute(pre)
         self._extractor: FeatureExtractor | None = None
         self._load_lock = threading.Lock()
@@ -266,7 +272,8 @@ class PhotoSearcher:
 
     def embed_photo(self, data: bytes) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
         """A photo's unit shape vector (whitened as the catalog was), its colour descriptor,
-        and decode/embed times in ms."""
+        and decode/embed times in ms (and `residual`: how far it lies outside the catalog's
+        principal subspace, when the catalog is whitened)."""
         t0 = time.perf_counter()
         try:
             img = load_image(data, draft_size=max(self.size), max_pixels=UPLOAD_PIXELS)
@@ -281,20 +288,27 @@ class PhotoSearcher:
         shape = self.whitening.apply(vec)[0] if self.whitening else l2_normalise(vec)[0]
         if self.colour_mean is not None:
             colour = centre_colours(colour, self.colour_mean)[0]
-        return shape, colour, {"decode": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3}
+        timings = {"decode": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3}
+        if self.whitening is not None:
+            timings["residual"] = float(self.whitening.residual(vec)[0])
+        return shape, colour, timings
 
     def nearest(
         self, vec: np.ndarray, k: int | None = None, colour: np.ndarray | None = None,
-        rule: RowRule | None = None,
+        rule: RowRule | None = None, exclude: Sequence[str] = (),
     ) -> list[tuple[str, float]]:
         """The k best catalog products for a unit shape vector (and colour descriptor) by
-        one row's rule (default: shape only); ties go to the lower id."""
+        one row's rule (default: shape only), `exclude`d ids left out; ties go to the
+        lower id."""
         k = min(k or self.k, len(self.ids))
         scores = self.embeddings @ vec.astype(np.float32)
-        if rule is not None:
+        if rule is not None:  # a photo has no words: the rule's visual part
+            rule = rule.visual()
             colours = self.colours
             s_colour = None if colours is None or colour is None else colours @ colour
             scores = rule.scores(scores, s_colour)
+            if exclude:
+                scores[[self.index[i] for i in exclude if i in self.index]] = -np.inf
         k = min(k, int(np.isfinite(scores).sum()))
         if k <= 0:
             return []
@@ -305,8 +319,15 @@ class PhotoSearcher:
     def search(self, data: bytes, k: int | None = None) -> SearchResult:
         """Embed the photo; return every row of its neighbours and the neighbour vote."""
         vec, colour, timings = self.embed_photo(data)
+        residual = timings.pop("residual", None)
+        if residual is not None and self.max_residual is not None \
+                and residual > self.max_residual:
+            return SearchResult(neighbours=[], timings_ms=timings, nothing=True)
         t = time.perf_counter()
-        rows = {rule.key: self.nearest(vec, k, colour, rule) for rule in self.rules}
+        rows: dict[str, list[tuple[str, float]]] = {}
+        for rule in self.rules:
+            shown = [pid for pid, _ in rows.get(rule.exclude_row or "", [])]
+            rows[rule.key] = self.nearest(vec, k, colour, rule, shown)
         neighbours = rows[self.rules[0].key]
         timings["search"] = (time.perf_counter() - t) * 1e3
         vote = None

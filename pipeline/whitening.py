@@ -46,6 +46,14 @@ class Whitening:
         x = l2_normalise(np.atleast_2d(features)) - self.mean
         return l2_normalise(x @ self.projection)
 
+    def residual(self, features: np.ndarray) -> np.ndarray:
+        """How far each raw feature row lies outside the catalog's principal subspace: the
+        norm of its centred unit vector's part that the kept components do not span."""
+        z = l2_normalise(np.atleast_2d(features)).astype(np.float64) - self.mean
+        basis = self.projection / np.linalg.norm(self.projection, axis=0)
+        inside = z @ basis
+        return np.sqrt(np.maximum((z * z).sum(axis=1) - (inside * inside).sum(axis=1), 0))
+
     def save(self, path: Path) -> None:
         """Write the transform as an .npz (float32 arrays)."""
         with open(path, "wb") as f:
@@ -90,3 +98,32 @@ def fit_whitening(
     projection = vecs / np.sqrt(vals + reg * vals[0])
     return Whitening(mean=mean.astype(np.float32), projection=projection.astype(np.float32),
                      reg=reg)
+
+
+NOVELTY_QUANTILE = 0.99  # of products the catalog never saw that photo search must answer
+
+
+def novelty_threshold(
+    features: np.ndarray, dims: int, reg: float = WHITEN_REG, seed: int = 0,
+    quantile: float = NOVELTY_QUANTILE,
+) -> float | None:
+    """The residual (`Whitening.residual`) above which a photo looks like nothing in the
+    catalog: the `quantile` of residuals of products left out of the fit (two halves,
+    each fitted on the other, with the catalog's whitening dimensions), so products of
+    the catalog's kinds that it does not hold stay below it. None for small catalogs."""
+    n = len(features)
+    keep = whitening_dims(n, features.shape[1], dims)
+    if keep == 0 or n // 2 <= keep:
+        return None
+    order = np.random.default_rng(seed).permutation(n)
+    halves = order[: n // 2], order[n // 2 :]
+    out = []
+    for fit_on, test_on in (halves, halves[::-1]):
+        x = l2_normalise(features[fit_on]).astype(np.float64)
+        mean = x.mean(axis=0)
+        x -= mean
+        vals, vecs = np.linalg.eigh(x.T @ x / max(len(x) - 1, 1))
+        top = vecs[:, np.argsort(vals)[::-1][:keep]]
+        w = Whitening(mean=mean.astype(np.float32), projection=top.astype(np.float32), reg=reg)
+        out.append(w.residual(features[test_on]))
+    return round(float(np.quantile(np.concatenate(out), quantile)), 6)

@@ -71,6 +71,7 @@ def precomputed_meta(
     index: dict[str, Any] | None = None,
     text: dict[str, Any] | None = None,
     department: dict[str, Any] | None = None,
+    upload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """meta.json's content (contract 2): the one place that lists its keys.
 
@@ -79,7 +80,9 @@ def precomputed_meta(
     `index` says how neighbours were found: `{"kind": "exact"}` (default) or the faiss
     index (`pipeline.ann`) that proposed the candidates. `text` describes the words signal
     (`pipeline.text`; null: visual rows only), `department` where departments come from
-    (`pipeline.departments`; null: none).
+    (`pipeline.departments`; null: none), `upload` how photo search knows a photo that
+    looks like nothing in the catalog (`pipeline.whitening.novelty_threshold`; null: it
+    answers every photo).
     """
     if created_at is None:
         created_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
@@ -99,6 +102,7 @@ def precomputed_meta(
         "index": index or {"kind": "exact"},
         "text": text,
         "department": department,
+        "upload": upload,
         "similarity_baseline": similarity_baseline,
         "source": source,
         "thumb_base_url": thumb_base_url,

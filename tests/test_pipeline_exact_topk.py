@@ -156,7 +156,7 @@ def test_text_and_departments_equal_brute_force(block, threads):
     department penalty (unisex and unknown go with all; a department of two products
     falls back to others) and the first row's cards left out of the second: the same as
     brute force, on any block size and thread count."""
-    x, colour, groups, prefer, dups = data(n=240, seed=5)
+    x, colour, _groups, prefer, dups = data(n=240, seed=5)
     rng = np.random.default_rng(9)
     text = {name: l2_normalise(rng.normal(size=(240, 12)).astype(np.float32))
             for name in (TEXT, KIND)}

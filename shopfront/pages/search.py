@@ -195,6 +195,33 @@ def read_saved(saved: Any, row_keys: tuple[str, ...] = ("similar",)) -> dict[str
             "vote": tuple(vote) if ok_vote else None}
 
 
+NOTHING_MATCHES_TEXT = (
+    "Nothing in this shop looks like this photo. Try a clearer photo of one product, "
+    "on a plain background, filling most of the picture."
+)
+
+
+def nothing_matches_layout(preview: str, filename: str | None) -> Any:
+    """The results area for a photo that looks like nothing in the catalog: the photo and
+    a plain message, no vote, no rows and no match labels."""
+    return div(
+        [
+            div(
+                [
+                    div(wire("Img", HTML_NS, src=preview, alt=filename or "your photo",
+                             id="photo-preview"), className="photo-preview"),
+                    div([div(wire("Strong", HTML_NS, children="No match in this shop"),
+                             className="h5 mb-1"),
+                         div(NOTHING_MATCHES_TEXT, className="text-muted")],
+                        className="photo-summary"),
+                ],
+                className="photo-header mb-4",
+            ),
+        ],
+        className="photo-results", id="photo-nothing",
+    )
+
+
 def results_layout(
     shop: Shop, rows: dict[str, list[tuple[str, float]]], vote: Any, preview: str,
     filename: str | None,
@@ -284,6 +311,8 @@ def run_search(
         return upload_alert("Something went wrong on our side. Please try another photo.",
                             filename, "danger"), None
     log_timings(shop, result.timings_ms, was_ready)
+    if result.nothing:
+        return nothing_matches_layout(preview, filename), None
     rows = result.rows or {shop.rows[0].key: result.neighbours}
     layout = results_layout(shop, rows, result.vote, preview, filename)
     return layout, saved_result(rows, result.vote, preview, filename)
