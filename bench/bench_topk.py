@@ -11,6 +11,11 @@ Measured on the same random ReLU-like features, each with time and peak memory
 - for N <= 10,000, the original notebook: the N x N DataFrame and a sort per row.
 All must give the same top-k. Usage: python bench/bench_topk.py [--n 8000] [--dim 1024]
 [--k 10] [--dask 2]; issue 12's size: --n 44000 --dim 4096.
+
+`--rows` times instead what a default build ranks (issue 17): both rows ("Looks like
+this" and "other colours") over whitened shape (--dim, e.g. 256), the 720-d colour
+descriptor and, in turn, departments and the two 128-d text signals, each as a ratio to
+the purely visual rows in the same run.
 """
 
 from __future__ import annotations
@@ -89,6 +94,42 @@ def dask_top_k(inputs: RowInputs, rule: RowRule, k: int, workers: int) -> tuple[
     return idx, seconds
 
 
+def rows_bench(n: int, dim: int, k: int) -> None:
+    """The default build's rows with and without departments and words, same data."""
+    from pipeline.colour import COLOUR_DIM
+    from pipeline.rows import KIND, TEXT, plan_rows
+    from pipeline.text import TEXT_DIMS
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(50, dim))
+    shape = l2_normalise((centres[rng.integers(0, 50, n)] + rng.normal(size=(n, dim)))
+                         .astype(np.float32))
+    colour = l2_normalise(np.abs(rng.normal(size=(n, COLOUR_DIM))).astype(np.float32) ** 4)
+    colour = l2_normalise(colour - colour.mean(axis=0))
+    text = {name: l2_normalise(rng.normal(size=(n, TEXT_DIMS)).astype(np.float32))
+            for name in (TEXT, KIND)}
+    depts = rng.choice(["men", "women", "unisex", "kids"], size=n).tolist()
+    keys = ("similar", "other_colours")
+    print(f"N={n:,} shape d={dim} colour d={COLOUR_DIM} text d={TEXT_DIMS} x2 k={k}; load "
+          f"average {' '.join(f'{v:.2f}' for v in os.getloadavg())} (shared machine?)")
+    runs = {
+        "visual rows (text weight 0, no departments)": (plan_rows(keys, shape, colour), None,
+                                                         None),
+        "+ departments": (plan_rows(keys, shape, colour), None, depts),
+        "+ departments + words (the default)": (plan_rows(keys, shape, colour, text=text),
+                                                text, depts),
+    }
+    base = None
+    for name, (rules, words, departments) in runs.items():
+        inputs = RowInputs.prepare(shape, colour, "cosine", None, None, None, words,
+                                   departments)
+        _, seconds, peak = measure(
+            lambda r=rules, i=inputs: rows_top_k(r, i, k, "cosine", 0.0))
+        base = base or seconds
+        print(f"{name:45s} {seconds:7.2f} s = {seconds / base:.3f}x the visual rows, "
+              f"peak {peak:,.0f} MiB")
+
+
 def main() -> None:
     """Run them all and print the figures."""
     ap = argparse.ArgumentParser()
@@ -98,8 +139,13 @@ def main() -> None:
     ap.add_argument("--dask", type=int, default=0, metavar="WORKERS",
                     help="also run the Dask engine's top-k on a LocalCluster of WORKERS "
                          "1-thread workers (127.0.0.1)")
+    ap.add_argument("--rows", action="store_true",
+                    help="time the build's two rows: visual, + departments, + words")
     args = ap.parse_args()
     print(cpu_line())
+    if args.rows:
+        rows_bench(args.n, args.dim, args.k)
+        return
     rng = np.random.default_rng(0)
     x = np.abs(rng.normal(size=(args.n, args.dim))).astype(np.float32)  # ReLU-like features
     ids = [f"p{i:06d}" for i in range(args.n)]

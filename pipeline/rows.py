@@ -318,6 +318,9 @@ def _exact_rows(
     """Top-k of rows start.. among their candidate columns, ranked by exact scores (with
     the prefer bonus and department penalty; `exclude`d columns left out); returns
     (indices, the rule's own scores)."""
+    if cand.shape[1] == 0:  # nothing left (e.g. every other product excluded)
+        return (np.full((len(cand), k), -1, dtype=np.int64),
+                np.full((len(cand), k), np.nan, dtype=np.float32))
     colour = inputs.colour if _uses_colour([rule], inputs.colour) else None
     exact_colour = pair_scores(colour, start, cand, "cosine") if colour is not None else None
     exact_text = {name: pair_scores(inputs.text[name], start, cand, "cosine")  # type: ignore[index]
@@ -730,10 +733,19 @@ def _row_candidates(
     if exclude is not None:
         ex = exclude[exclude >= 0]
         loose[0, ex] = -np.inf
-    if every:
+    if every:  # the columns that can reach the exact top-k, whatever the colour filter
+        strict = _ranking(rule.scores(s_shape, s_colour, -tolerance, s_text), inputs, rows,
+                          slice(None), margin)
         loose = loose.copy()
-        _exclude(loose, row, inputs.group_codes, inputs.dup_codes)
-        return [np.flatnonzero(np.isfinite(loose[0]))]
+        for s in (loose, strict):
+            _exclude(s, row, inputs.group_codes, inputs.dup_codes)
+            if exclude is not None:
+                s[0, exclude[exclude >= 0]] = -np.inf
+        sure = strict[0][np.isfinite(strict[0])]  # surely past the filter
+        kk = min(k, len(sure))
+        kth = -np.partition(-sure, kk - 1)[kk - 1] if kk >= min(k, len(loose[0]) - 1) and kk \
+            else -np.inf
+        return [np.flatnonzero(np.isfinite(loose[0]) & (loose[0] >= kth - tolerance))]
     cand = candidate_columns(loose, row, k, tolerance, inputs.group_codes, inputs.dup_codes)
     return [c[c >= 0] for c in cand]
 

@@ -92,12 +92,29 @@ def test_same_preprocessing_as_the_build(searcher):
     assert float(colour @ searcher.colours[i]) > 0.999
 
 
-def test_an_upload_gets_every_row_of_a_catalog_product(searcher):
-    """Searching with a catalog photo gives (nearly) that product's precomputed rows."""
-    pre = searcher.pre
-    assert [r.key for r in searcher.rules] == ["similar", "other_colours"]
+def test_an_upload_gets_every_row_of_a_catalog_product(searcher, fashion_subset):
+    """Searching with a catalog photo gives (nearly) that product's precomputed rows where
+    the rows are visual (`--text-weight 0`: a photo has no words); with words the product
+    itself still comes first, and "other colours" never repeats "Looks like this"."""
+    from pipeline.build import BuildOptions, build
+
     for pid in searcher.ids[20:25]:
         result = searcher.search(photo(pid))
+        assert result.rows["similar"][0][0] == pid
+        shown = {n for n, _ in result.rows["similar"]}
+        assert not shown & {n for n, _ in result.rows["other_colours"]}
+    out, _ = fashion_subset
+    visual_out = out.parent / "visual"
+    build(BuildOptions(
+        catalog=out.parent / "images", metadata=out.parent / "styles.csv",
+        title_column="productDisplayName", model=str(SHARED_MODEL), out=visual_out,
+        cache_dir=out.parent / "cache", k=5, progress=False, text_weight=0.0,
+        other_text_weight=0.0, department="none"))
+    pre = read_precomputed(visual_out)
+    visual = PhotoSearcher(pre, SHARED_MODEL)
+    assert [r.key for r in visual.rules] == ["similar", "other_colours"]
+    for pid in visual.ids[20:25]:
+        result = visual.search(photo(pid))
         assert list(result.rows) == ["similar", "other_colours"]
         assert result.neighbours == result.rows["similar"]
         for key, found in result.rows.items():
