@@ -14,7 +14,7 @@ All must give the same top-k. Usage: python bench/bench_topk.py [--n 8000] [--di
 
 `--rows` times instead what a default build ranks (issue 17): both rows ("Looks like
 this" and "other colours") over whitened shape (--dim, e.g. 256), the 720-d colour
-descriptor and, in turn, departments and the two 128-d text signals, each as a ratio to
+descriptor and, in turn, departments and the word signals (text, colour words), as ratios to
 the purely visual rows in the same run.
 """
 
@@ -94,23 +94,29 @@ def dask_top_k(inputs: RowInputs, rule: RowRule, k: int, workers: int) -> tuple[
     return idx, seconds
 
 
-def rows_bench(n: int, dim: int, k: int) -> None:
+def rows_bench(n: int, dim: int, k: int, rounds: int = 3) -> None:
     """The default build's rows with and without departments and words, same data."""
     from pipeline.colour import COLOUR_DIM
-    from pipeline.rows import KIND, TEXT, plan_rows
-    from pipeline.text import TEXT_DIMS
+    from pipeline.rows import COLOUR_WORDS, TEXT, plan_rows
+    from pipeline.text import MAX_COLOUR_WORDS, TEXT_DIMS
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(50, dim))
     shape = l2_normalise((centres[rng.integers(0, 50, n)] + rng.normal(size=(n, dim)))
                          .astype(np.float32))
-    colour = l2_normalise(np.abs(rng.normal(size=(n, COLOUR_DIM))).astype(np.float32) ** 4)
+    # colour histograms as photos give them: a quarter of the bins, 30 palettes, so random
+    # pairs spread as fashion-small-2k's do (sd about 0.2)
+    palettes = np.abs(rng.normal(size=(30, COLOUR_DIM))) * (rng.random((30, COLOUR_DIM)) < 0.25)
+    hist = palettes[rng.integers(0, 30, n)] * rng.random((n, COLOUR_DIM))
+    colour = l2_normalise(np.sqrt(hist).astype(np.float32))
     colour = l2_normalise(colour - colour.mean(axis=0))
-    text = {name: l2_normalise(rng.normal(size=(n, TEXT_DIMS)).astype(np.float32))
-            for name in (TEXT, KIND)}
+    text = {TEXT: l2_normalise(rng.normal(size=(n, TEXT_DIMS)).astype(np.float32)),
+            COLOUR_WORDS: l2_normalise(np.eye(MAX_COLOUR_WORDS, dtype=np.float32)[
+                rng.integers(0, MAX_COLOUR_WORDS, n)])}
     depts = rng.choice(["men", "women", "unisex", "kids"], size=n).tolist()
     keys = ("similar", "other_colours")
-    print(f"N={n:,} shape d={dim} colour d={COLOUR_DIM} text d={TEXT_DIMS} x2 k={k}; load "
+    print(f"N={n:,} shape d={dim} colour d={COLOUR_DIM} text d={TEXT_DIMS} colour words "
+          f"d={MAX_COLOUR_WORDS} k={k}; load "
           f"average {' '.join(f'{v:.2f}' for v in os.getloadavg())} (shared machine?)")
     runs = {
         "visual rows (text weight 0, no departments)": (plan_rows(keys, shape, colour), None,
@@ -119,15 +125,24 @@ def rows_bench(n: int, dim: int, k: int) -> None:
         "+ departments + words (the default)": (plan_rows(keys, shape, colour, text=text),
                                                 text, depts),
     }
-    base = None
-    for name, (rules, words, departments) in runs.items():
-        inputs = RowInputs.prepare(shape, colour, "cosine", None, None, None, words,
-                                   departments)
-        _, seconds, peak = measure(
-            lambda r=rules, i=inputs: rows_top_k(r, i, k, "cosine", 0.0))
-        base = base or seconds
-        print(f"{name:45s} {seconds:7.2f} s = {seconds / base:.3f}x the visual rows, "
-              f"peak {peak:,.0f} MiB")
+    prepared = {name: (rules, RowInputs.prepare(shape, colour, "cosine", None, None, None,
+                                                 words, departments))
+                for name, (rules, words, departments) in runs.items()}
+    rows_top_k(*prepared[next(iter(prepared))], k, "cosine", 0.0)  # warm up BLAS, threads
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):  # interleaved, so a noisy neighbour hits every configuration
+        for name, (rules, inputs) in prepared.items():
+            t = time.perf_counter()
+            rows_top_k(rules, inputs, k, "cosine", 0.0)
+            times[name].append(time.perf_counter() - t)
+    medians = {name: float(np.median(v)) for name, v in times.items()}
+    base = medians[next(iter(medians))]
+    previous = base
+    for name, seconds in medians.items():
+        print(f"{name:45s} median {seconds:7.2f} s of {rounds} = {seconds / base:.3f}x the "
+              f"visual rows, {seconds / previous:.3f}x the line above "
+              f"(min {min(times[name]):.2f}, max {max(times[name]):.2f})")
+        previous = seconds
 
 
 def main() -> None:

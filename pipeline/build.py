@@ -37,10 +37,10 @@ from .models import (
 from .precomputed import COLOUR_MEAN_FILE, COLOURS_FILE, EMBEDDINGS_FILE, THUMBS_DIR
 from .projection import project_2d
 from .rows import (
+    COLOUR_WORDS,
     DEFAULT_OTHER_TEXT_WEIGHT,
     DEFAULT_PREFER_MARGIN,
     DEFAULT_TEXT_WEIGHT,
-    KIND,
     ROW_KEYS,
     SIMILAR,
     TEXT,
@@ -369,7 +369,11 @@ def _rows(
     if cosine and (opts.text_weight > 0 or opts.other_text_weight > 0):
         words = text_signals([product_text(r.title, r.attrs) for r in kept], colours,
                              l2_normalise(shape), opts.text_dims, opts.seed)
-    text = {TEXT: words.text, KIND: words.kind} if words is not None else None
+    text = None
+    if words is not None:
+        text = {TEXT: words.text}
+        if words.colour is not None:
+            text[COLOUR_WORDS] = words.colour
     try:
         rules = plan_rows(
             opts.rows or (ROW_KEYS if cosine else (SIMILAR,)), l2_normalise(shape),

@@ -15,10 +15,12 @@ descriptor of `pipeline.colour`):
   similarity over random pairs, and never above OTHER_COLOUR_CAP (in a catalog of few
   colours the quantile itself can fall among same-colour pairs).
 
-A third similarity, `text`, is the cosine of the products' words (`pipeline.text`: title
-and attribute values as TF-IDF reduced by SVD): `similar` blends all the words,
-`other_colours` the words without colour words (`kind`), each standardised like colour.
-`other_colours` also leaves out the products among the first row's cards.
+Two more similarities come from the products' words (`pipeline.text`): `text`, the cosine
+of their title and attribute values without colour words (TF-IDF reduced by SVD: what
+kind of product it is), and `colour_words`, the cosine of their colour words (TF-IDF).
+`similar` blends both; `other_colours` only `text`, so a shared colour name does not pull
+the same colour back. Each is standardised like colour. `other_colours` also leaves out
+the products among the first row's cards.
 
 `prefer` (a column, e.g. gender) ranks neighbours with the query's value first when their
 score is within `margin` of a better one of another value. Departments
@@ -66,11 +68,13 @@ DEFAULT_PREFER_MARGIN = 0.05  # --prefer gender: gender 0.769 -> 0.853, articleT
 # Measured on fashion-small-2k (bench/bench_rows.py, README "Recommendation rows"): text
 # weights where "Looks like this" keeps >= 0.85 of the purely visual rows' shape likeness
 # and "other colours" reaches its articleType precision with >= 92% in another colour
-DEFAULT_TEXT_WEIGHT = 0.3
+DEFAULT_TEXT_WEIGHT = 0.35
 DEFAULT_OTHER_TEXT_WEIGHT = 0.5
+COLOUR_WORD_SHARE = 0.35  # of the similar row's text weight on colour words (measured)
 DEFAULT_OTHER_COLOUR_QUANTILE_TEXT = 0.7  # with words (the text keeps the kind)
 DEPARTMENT_PENALTY = 4.0  # more than any score's range: other departments come last
-TEXT, KIND = "text", "kind"  # the text signals (pipeline.text): all words, no colour words
+# the word signals (pipeline.text): words without colour words, and colour words
+TEXT, COLOUR_WORDS = "text", "colour_words"
 PAIR_SAMPLE = 20_000
 TILES_PER_PART = 4  # top-k tiles per thread or Dask worker, where there are enough pairs
 N_QUANTILES = 101
@@ -86,8 +90,14 @@ class RowRule:
     colour: float
     max_colour: float | None = None
     text: float = 0.0
-    text_signal: str = TEXT  # which text vector the text weight applies to
+    colour_words: float = 0.0
     exclude_row: str | None = None  # an earlier row whose cards this row leaves out
+
+    @property
+    def words(self) -> tuple[tuple[str, float], ...]:
+        """The weighted word signals of the rule."""
+        return tuple((name, w) for name, w in ((TEXT, self.text),
+                                               (COLOUR_WORDS, self.colour_words)) if w)
 
     @property
     def file(self) -> str:
@@ -101,11 +111,10 @@ class RowRule:
             "title": self.title,
             "file": self.file,
             "weights": {"shape": round(self.shape, 6), "colour": round(self.colour, 6),
-                        "text": round(self.text, 6)},
+                        "text": round(self.text, 6),
+                        "colour_words": round(self.colour_words, 6)},
             "max_colour": None if self.max_colour is None else round(self.max_colour, 6),
         }
-        if self.text:
-            out["text_signal"] = self.text_signal
         if self.exclude_row:
             out["exclude_row"] = self.exclude_row
         return out
@@ -121,14 +130,14 @@ class RowRule:
             colour=float(weights.get("colour", 0.0)),
             max_colour=entry.get("max_colour"),
             text=float(weights.get("text", 0.0)),
-            text_signal=str(entry.get("text_signal") or TEXT),
+            colour_words=float(weights.get("colour_words", 0.0)),
             exclude_row=entry.get("exclude_row"),
         )
 
     def visual(self) -> RowRule:
         """The rule without its text weight (shape and colour rescaled to their share), for
         queries without words: an uploaded photo."""
-        if not self.text:
+        if not self.words:
             return self
         rest = self.shape + self.colour
         return RowRule(self.key, self.title, self.shape / rest, self.colour / rest,
@@ -139,16 +148,41 @@ class RowRule:
         text: Mapping[str, np.ndarray] | None = None,
     ) -> np.ndarray:
         """The row's scores from shape, colour and text similarities (excluded: -inf);
-        `slack` loosens the colour filter (candidates for exact re-scoring)."""
-        if self.colour == 0 or colour is None:
-            s = (shape if self.shape == 1 else self.shape * shape).astype(np.float32)
+        `slack` loosens the colour filter (candidates for exact re-scoring).
+
+        Exact (float64) similarities are summed in float64 and rounded once; float32 blocks
+        of the scan are summed in place (BLAS axpy: one pass per signal)."""
+        words = [(w, text[name]) for name, w in self.words if text is not None and name in text]
+        use_colour = self.colour != 0 and colour is not None
+        if shape.dtype == np.float64 or not shape.flags.c_contiguous:
+            if not use_colour:
+                s64 = shape if self.shape == 1 else self.shape * shape
+            else:
+                s64 = self.shape * shape + self.colour * colour
+            for w, sim in words:
+                s64 = s64 + w * sim
+            s = s64.astype(np.float32)
         else:
-            s = (self.shape * shape + self.colour * colour).astype(np.float32)
-        if self.text and text is not None and self.text_signal in text:
-            s += np.float32(self.text) * text[self.text_signal]
+            s = np.multiply(shape, np.float32(self.shape), dtype=np.float32)
+            for w, sim in ([(self.colour, colour)] if use_colour else []) + words:
+                _axpy(w, sim, s)
         if self.max_colour is not None and colour is not None:
             s[colour > self.max_colour + slack] = -np.inf
         return s
+
+
+def _axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
+    """y += a * x in place for float32 blocks of one shape (BLAS saxpy where both are
+    contiguous: one pass, no temporary)."""
+    if x.dtype == np.float32 and x.flags.c_contiguous and y.flags.c_contiguous and x.size:
+        from scipy.linalg.blas import saxpy
+
+        out = saxpy(x.reshape(-1), y.reshape(-1), a=a)
+        if np.shares_memory(out, y):
+            return
+        y[...] = out.reshape(y.shape)
+        return
+    y += np.float32(a) * x
 
 
 def default_colour_weight(whitened: bool) -> float:
@@ -183,7 +217,8 @@ def plan_rows(
     other_text_weight: float = DEFAULT_OTHER_TEXT_WEIGHT,
 ) -> list[RowRule]:
     """The rules of the rows `keys` for a catalog of unit `shape`, `colour` and `text`
-    rows ({TEXT: all words, KIND: words without colour words}; None: no words).
+    rows ({TEXT: words without colour words, COLOUR_WORDS: colour words (optional)};
+    None: no words).
 
     Each weight applies to similarities standardised by their spread over random pairs.
     `other_colour_quantile` defaults to DEFAULT_OTHER_COLOUR_QUANTILE_TEXT with words and
@@ -215,29 +250,30 @@ def plan_rows(
         return {s: raw.get(s, 0.0) / total for s in parts}
 
     max_colour = None
+    tw = text_weight if text else 0.0
+    share = COLOUR_WORD_SHARE if text and COLOUR_WORDS in text else 0.0
+    words = {TEXT: (tw * (1 - share), sd_text.get(TEXT, 1.0)),
+             COLOUR_WORDS: (tw * share, sd_text.get(COLOUR_WORDS, 1.0))}
     if few or colour is None:
-        sim = blend({"shape": (1 - text_weight, sd_shape),
-                     TEXT: (text_weight if text else 0.0, sd_text.get(TEXT, 1.0))})
+        sim = blend({"shape": (1 - tw, sd_shape), **words})
         sim["colour"] = 0.0
     else:
         colour_pairs = _pair_cosines(colour, seed + 1)
         sd_colour = float(np.std(colour_pairs)) or 1.0
-        tw = text_weight if text else 0.0
         sim = blend({"shape": ((1 - tw) * (1 - colour_weight), sd_shape),
-                     "colour": ((1 - tw) * colour_weight, sd_colour),
-                     TEXT: (tw, sd_text.get(TEXT, 1.0))})
+                     "colour": ((1 - tw) * colour_weight, sd_colour), **words})
         max_colour = min(float(np.quantile(colour_pairs, other_colour_quantile)),
                          OTHER_COLOUR_CAP)
     ow = other_text_weight if text else 0.0
-    other = blend({"shape": (1 - ow, sd_shape), KIND: (ow, sd_text.get(KIND, 1.0))})
+    other = blend({"shape": (1 - ow, sd_shape), TEXT: (ow, sd_text.get(TEXT, 1.0))})
     rules = []
     for key in dict.fromkeys(keys):
         if key == SIMILAR:
             rules.append(RowRule(key, ROW_TITLES[key], sim["shape"], sim["colour"],
-                                 text=sim[TEXT]))
+                                 text=sim[TEXT], colour_words=sim[COLOUR_WORDS]))
         elif colour is not None:
             rules.append(RowRule(key, ROW_TITLES[key], other["shape"], 0.0, max_colour,
-                                 text=other[KIND], text_signal=KIND,
+                                 text=other[TEXT],
                                  exclude_row=SIMILAR if SIMILAR in keys else None))
     return rules
 
@@ -259,7 +295,7 @@ def _text_signals(rules: Sequence[RowRule], inputs: RowInputs) -> list[str]:
     """The text vectors some rule weighs (and the inputs have)."""
     if not inputs.text:
         return []
-    return sorted({r.text_signal for r in rules if r.text and r.text_signal in inputs.text})
+    return sorted({name for r in rules for name, _ in r.words if name in inputs.text})
 
 
 def _codes_of(codes: np.ndarray, index: slice | np.ndarray) -> np.ndarray:
@@ -464,7 +500,7 @@ class RowInputs:
     group_codes: np.ndarray | None
     dup_codes: np.ndarray | None
     prefer_codes: np.ndarray | None
-    text: dict[str, np.ndarray] | None = None  # {TEXT, KIND}: unit rows
+    text: dict[str, np.ndarray] | None = None  # {TEXT, COLOUR_WORDS}: unit rows
     dept_codes: np.ndarray | None = None  # pipeline.departments.compatibility_codes
     dept_table: np.ndarray | None = None  # which codes go together (symmetric, bool)
 
@@ -581,7 +617,10 @@ def finish_rows(
         idx, scores = _exact_rows(rule, inputs, start, padded(cands), k, metric, margin,
                                   exclude)
         short = np.flatnonzero((idx[:, :kk] < 0).any(axis=1))
-        if len(short):  # a candidate fell to the exact colour filter: every column left
+        if len(short):  # a candidate fell to the exact colour filter: first every kept pair
+            short = _fill_from_kept(rule, inputs, start, vals, cols, short, idx, scores, kk,
+                                    k, metric, margin, tolerance, exclude)
+        if len(short):  # still not sure: the columns that can reach the top-k
             for r in short:
                 row_exclude = None if exclude is None else exclude[r : r + 1]
                 (every,) = _row_candidates(rule, inputs, start + r, k, metric, margin,
@@ -592,6 +631,35 @@ def finish_rows(
         found[rule.key] = idx
         out.append((idx, scores))
     return out
+
+
+def _fill_from_kept(
+    rule: RowRule, inputs: RowInputs, start: int, vals: np.ndarray, cols: np.ndarray,
+    rows: np.ndarray, idx: np.ndarray, scores: np.ndarray, kk: int, k: int, metric: Metric,
+    margin: float, tolerance: float, exclude: np.ndarray | None,
+) -> np.ndarray:
+    """Rank `rows` (short after the exact filter) among all their kept pairs, in place;
+    returns the rows this cannot settle: those whose k-th ranking score is not above
+    every pair the scan dropped (the lowest kept block score plus the tolerance)."""
+    sub = padded([cols[r][np.isfinite(vals[r])] for r in rows])
+    unsure = []
+    for j, r in enumerate(rows):
+        one = None if exclude is None else exclude[r : r + 1]
+        i, sc = (a[0] for a in _exact_rows(rule, inputs, start + r, sub[j : j + 1], k, metric,
+                                           margin, one))
+        lowest = vals[r].min()
+        found = i[:kk] >= 0
+        if found.all() and np.isfinite(lowest):
+            rank = _ranking(sc[None, :kk], inputs, slice(start + r, start + r + 1),
+                            i[None, :kk], margin)[0]
+            settled = rank.min() >= lowest + tolerance
+        else:  # fewer than kk: settled only when the scan kept every pair the row has
+            settled = not np.isfinite(lowest)
+        if settled:
+            idx[r], scores[r] = i, sc
+        else:
+            unsure.append(r)
+    return np.asarray(unsure, dtype=np.int64)
 
 
 def running_best(rules: Sequence[RowRule], k: int, n: int) -> list[_Running]:
@@ -763,7 +831,7 @@ def rows_top_k_approx(
     exact scores `rows_top_k` uses; also each rule's index description.
 
     A rule blending signals searches [sqrt(w_shape)·shape, sqrt(w_colour)·colour,
-    sqrt(w_text)·text], whose inner product is the rule's score; filters, departments,
+    sqrt(w_text)·text, ...], whose inner product is the rule's score; filters, departments,
     groups, duplicates and excluded rows are applied to the candidates, so those rules
     fetch more of them.
     """
@@ -777,8 +845,9 @@ def rows_top_k_approx(
         parts = [np.sqrt(rule.shape) * inputs.shape]
         if rule.colour and colour is not None:
             parts.append(np.sqrt(rule.colour) * colour)
+        weights = dict(rule.words)
         for name in _text_signals([rule], inputs):
-            parts.append(np.sqrt(rule.text) * inputs.text[name])  # type: ignore[index]
+            parts.append(np.sqrt(weights[name]) * inputs.text[name])  # type: ignore[index]
         vectors = np.hstack(parts).astype(np.float32) if len(parts) > 1 else inputs.shape
         filtered = (rule.max_colour is not None or inputs.group_codes is not None
                     or inputs.dept_codes is not None or rule.exclude_row is not None)

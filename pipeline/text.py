@@ -10,9 +10,12 @@ treats shape and colour (block by block, never an N x N matrix).
   each sublinear and L2-normalised, side by side; then a truncated SVD (latent semantic
   analysis) to `TEXT_DIMS` dimensions, so a pair's similarity is a dense dot product
   like the other signals. The SVD is fitted on at most `SVD_SAMPLE` products.
-- **Two vectors:** `text` (all the words), used by "Looks like this", and `kind` (the
-  same without the catalog's colour words), used by "Same style, other colours", where a
-  shared colour name must not pull the same colour back. A word is a colour word when
+- **Two signals:** `text`, the words without the catalog's colour words (what kind of
+  product it is), used by both rows, and `colour_words`, the TF-IDF of the colour words
+  alone (at most `MAX_COLOUR_WORDS`, the most frequent), used by "Looks like this" only:
+  "Same style, other colours" must not be pulled back to the same colour by a shared
+  colour name. Two small signals instead of a second full text vector keep the top-k's
+  extra matrix products to TEXT_DIMS + MAX_COLOUR_WORDS columns. A word is a colour word when
   the products that carry it agree in colour (the length of their mean centred colour
   descriptor times the square root of their count) at least `COLOUR_WORD_RATIO` times
   as much as they agree in shape (and at least `COLOUR_WORD_MIN_AGREEMENT` times as much
@@ -33,7 +36,8 @@ import numpy as np
 
 from .similarity import l2_normalise
 
-TEXT_DIMS = 128
+TEXT_DIMS = 96
+MAX_COLOUR_WORDS = 24
 SVD_SAMPLE = 50_000
 MAX_TEXT_CHARS = 2_000
 COLOUR_WORD_RATIO = 1.8  # colour agreement over shape agreement (fashion-small-2k: 1.93+)
@@ -146,12 +150,28 @@ def text_vectors(texts: Sequence[str], dims: int = TEXT_DIMS, seed: int = 0) -> 
     return l2_normalise(np.asarray(x @ comps.T, dtype=np.float32))
 
 
+def colour_word_vectors(texts: Sequence[str], words: Sequence[str]) -> np.ndarray | None:
+    """Unit rows (float32) of the TF-IDF of each text's colour `words` only (zero rows for
+    texts without any); None when no text has one."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if not words:
+        return None
+    vec = TfidfVectorizer(analyzer="word", token_pattern=r"(?u)\b\w+\b", vocabulary=words,
+                          sublinear_tf=True, dtype=np.float32)
+    x = vec.fit_transform(texts)
+    if not x.nnz:
+        return None
+    return l2_normalise(x.toarray())
+
+
 @dataclass
 class TextSignals:
-    """A catalog's text vectors (`text`: all words; `kind`: without colour words)."""
+    """A catalog's word signals: `text` (words without colour words, SVD rows) and
+    `colour` (TF-IDF rows of the colour words, or None)."""
 
     text: np.ndarray
-    kind: np.ndarray
+    colour: np.ndarray | None
     colour_words: list[str] = field(default_factory=list)
     with_words: float = 0.0  # share of products that have words
 
@@ -159,7 +179,7 @@ class TextSignals:
         """meta.json's `text` entry (weights are in each row's entry)."""
         return {
             "fields": "title and attribute values (not numbers)",
-            "method": "tfidf-char3-5+word-svd",
+            "method": "tfidf-char3-5+word-svd, colour words tfidf",
             "dims": dims,
             "with_words": round(self.with_words, 4),
             "colour_words": self.colour_words,
@@ -178,14 +198,13 @@ def text_signals(
     with_words = sum(1 for t in texts if _WORD.search(t)) / max(n, 1)
     if n < 3 or with_words < MIN_PRODUCTS_WITH_WORDS:
         return None
-    full = text_vectors(texts, dims, seed)
-    if full is None:
-        return None
     found = colour_words(texts, colour, shape) if colour is not None else []
-    kind = full
-    if found:
-        drop = set(found)
-        kind = text_vectors([without_words(t, drop) for t in texts], dims, seed)
-        if kind is None:
-            kind = np.zeros_like(full)
-    return TextSignals(full, kind, found, with_words)
+    if len(found) > MAX_COLOUR_WORDS:  # the most frequent ones
+        counts = {w: sum(1 for t in texts if w in {x.lower() for x in _WORD.findall(t)})
+                  for w in found}
+        found = sorted(sorted(found, key=lambda w: (-counts[w], w))[:MAX_COLOUR_WORDS])
+    drop = set(found)
+    kind = text_vectors([without_words(t, drop) for t in texts] if drop else texts, dims, seed)
+    if kind is None:
+        return None
+    return TextSignals(kind, colour_word_vectors(texts, found), found, with_words)

@@ -11,7 +11,7 @@ import pytest
 import pipeline.rows as rows_mod
 from pipeline.departments import compatible
 from pipeline.rows import (
-    KIND,
+    COLOUR_WORDS,
     OTHER_COLOURS,
     SIMILAR,
     TEXT,
@@ -152,20 +152,21 @@ def test_block_pairs_equal_the_row_block_path_with_many_near_ties(block, threads
 
 @pytest.mark.parametrize("block,threads", [(64, 1), (50, 2), (1000, 1)])
 def test_text_and_departments_equal_brute_force(block, threads):
-    """Rows with text signals (all words for the first, the kind for other colours), the
+    """Rows with word signals (text and colour words for the first, text for the second), the
     department penalty (unisex and unknown go with all; a department of two products
     falls back to others) and the first row's cards left out of the second: the same as
     brute force, on any block size and thread count."""
     x, colour, _groups, prefer, dups = data(n=240, seed=5)
     rng = np.random.default_rng(9)
     text = {name: l2_normalise(rng.normal(size=(240, 12)).astype(np.float32))
-            for name in (TEXT, KIND)}
+            for name in (TEXT, COLOUR_WORDS)}
     text[TEXT][10:16] = text[TEXT][9]  # ties in the text too
     depts = rng.choice(["men", "women", "unisex", "kids", "boys", None], size=240).tolist()
     depts[200:202] = ["baby", "baby"]  # too few for k: filled up from other departments
     rules = plan_rows((SIMILAR, OTHER_COLOURS), l2_normalise(x), colour, 0.4, 0.6,
                       text=text, text_weight=0.3, other_text_weight=0.5)
-    assert rules[0].text > 0 and rules[1].text > 0 and rules[1].exclude_row == SIMILAR
+    assert rules[0].text > 0 and rules[0].colour_words > 0 and rules[1].text > 0
+    assert rules[1].colour_words == 0 and rules[1].exclude_row == SIMILAR
     inputs = RowInputs.prepare(x, colour, "cosine", None, dups, prefer, text, depts)
     found = rows_top_k(rules, inputs, 6, "cosine", 0.05, block=block, threads=threads)
     wanted: dict[str, np.ndarray] = {}

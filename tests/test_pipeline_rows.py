@@ -158,11 +158,12 @@ def test_without_colour_the_similar_row_is_shape_only(tmp_path: Path):
     catalog = make_catalog(tmp_path / "catalog", n_variants=3)
     out = tmp_path / "pre"
     build(BuildOptions(catalog=catalog, out=out, k=8, cache_dir=tmp_path / "cache",
-                       progress=False, colour_weight=0.0, rows=(SIMILAR,)),
+                       progress=False, colour_weight=0.0, rows=(SIMILAR,), text_weight=0.0),
           extractor=shape_extractor())
     pre = read_precomputed(out)
     assert [r["key"] for r in pre.meta["rows"]] == [SIMILAR]
-    assert pre.meta["rows"][0]["weights"] == {"shape": 1.0, "colour": 0.0, "text": 0.0}
+    assert pre.meta["rows"][0]["weights"] == {"shape": 1.0, "colour": 0.0, "text": 0.0,
+                                                 "colour_words": 0.0}
     for pid, pairs in pre.neighbours.items():
         # a colour-blind model and no colour: first the three other colours of the very
         # same shape and place (cosine about 1; JPEG edges differ a little)
