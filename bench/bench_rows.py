@@ -1,12 +1,13 @@
-"""Recommendation rows on real photos: colour weight, whitening, other colours, --prefer,
-and the calibrated score, all measured on fashion-small-2k with the shared MobileNet.
+"""Recommendation rows on real photos: the words signal and departments (issue 17: real
+builds, measured by `pipeline evaluate`), colour weight, whitening, other colours,
+--prefer, and the calibrated score, all on fashion-small-2k with the shared MobileNet.
 
 One build fills the feature cache (features and colour descriptors from one decode);
 every configuration is then computed from the cache with the build's own functions
 (`pipeline.rows`, `pipeline.whitening`) and scored with `pipeline.evaluate`'s
 precision@5 against styles.csv's labels, so the figures are what a build with those
 options writes.
-Usage: python bench/bench_rows.py [--out bench/out/rows] [--quick]
+Usage: python bench/bench_rows.py [--out bench/out/rows] [--quick] [--words-only]
 """
 
 from __future__ import annotations
@@ -110,17 +111,72 @@ class Catalog:
         return sum(a != b for a, b in pairs) / max(len(pairs), 1)
 
 
+def build_and_evaluate(out: Path, folder: Path, *options: str) -> dict:
+    """Build fashion-small-2k with `options` (features from the bench's cache) and return
+    `python -m pipeline evaluate --json`'s rows against articleType and baseColour."""
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", "build", str(FASHION / "images"),
+         "--metadata", str(FASHION / "styles.csv"), "--title-column", "productDisplayName",
+         "--model", str(MODEL), "--out", str(folder), "--cache-dir", str(out / "cache"),
+         "--no-progress", *options],
+        check=True, cwd=REPO, capture_output=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "evaluate", str(folder), "--label", "articleType",
+         "--label", "baseColour", "--json"], check=True, cwd=REPO, capture_output=True,
+        text=True)
+    return json.loads(done.stdout)["rows"]
+
+
+def words_curve(out: Path, quick: bool) -> None:
+    """Issue 17's measures by text weight, each a real build (departments on, the default)."""
+    print("\n# words: text weight of 'Looks like this' vs every measure (default build "
+          "otherwise; departments from the gender column)")
+    print("text weight  articleType  baseColour  other department  shape likeness kept")
+    for w in (0.0, 0.2, 0.35, 0.5) if quick else (0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6):
+        r = build_and_evaluate(out, out / f"w{w}", "--text-weight", str(w))["similar"]
+        print(f"{w:11.2f}  {r['labels']['articleType']['precision_at_k']:11.3f}  "
+              f"{r['labels']['baseColour']['precision_at_k']:10.3f}  "
+              f"{100 * r['other_department']:15.1f}%  {r['shape_likeness']['kept']:19.3f}",
+              flush=True)
+    r = build_and_evaluate(out, out / "visual", "--text-weight", "0", "--other-text-weight",
+                           "0", "--department", "none", "--other-colour-quantile", "0.9")
+    print(f"visual rows (--text-weight 0 --other-text-weight 0 --department none): "
+          f"articleType {r['similar']['labels']['articleType']['precision_at_k']:.3f}, "
+          f"baseColour {r['similar']['labels']['baseColour']['precision_at_k']:.3f}, "
+          f"other department {100 * r['similar']['other_department']:.1f}%")
+    print("\n# words: text weight of 'Same style, other colours' (colour words left out) and "
+          "its colour quantile")
+    print("text weight  quantile  articleType  another baseColour  shared with row 1  "
+          "shape likeness kept")
+    grid = ((0.0, 0.9), (0.5, 0.7)) if quick else (
+        (0.0, 0.9), (0.0, 0.7), (0.3, 0.7), (0.4, 0.7), (0.5, 0.7), (0.6, 0.7), (0.5, 0.8),
+        (0.5, 0.9))
+    for w, q in grid:
+        r = build_and_evaluate(out, out / f"o{w}-{q}", "--other-text-weight", str(w),
+                               "--other-colour-quantile", str(q))["other_colours"]
+        print(f"{w:11.2f}  {q:8.2f}  {r['labels']['articleType']['precision_at_k']:11.3f}  "
+              f"{100 * r['other_colour']:17.1f}%  {r['shared_with_first']:17.2f}  "
+              f"{r['shape_likeness']['kept']:19.3f}", flush=True)
+
+
 def main() -> None:
     """Print every table."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "rows")
     ap.add_argument("--quick", action="store_true", help="fewer grid points")
+    ap.add_argument("--words-only", action="store_true",
+                    help="only the words curves (real builds from the feature cache)")
     args = ap.parse_args()
     if not FASHION.is_dir() or not MODEL.is_file():
         sys.exit(f"needs ../shared (fashion-small-2k and the shared model) at {SHARED}")
     print(cpu_line())
     t0 = time.perf_counter()
     cat = Catalog(args.out)
+    words_curve(args.out, args.quick)
+    if args.words_only:
+        print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+        return
     print(f"fashion-small-2k: {len(cat.ids)} products, model sha256 {file_sha256(MODEL)[:12]}")
 
     print("\n# similar row: colour weight vs precision@5 (whitened, the default, and raw)")

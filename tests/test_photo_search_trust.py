@@ -17,7 +17,7 @@ import pytest
 
 from tests.pipeline_helpers import FASHION, SHARED_MODEL, needs_shared
 
-pytestmark = needs_shared
+pytestmark = [pytest.mark.slow, needs_shared]
 SAMPLE_PHOTOS = ("astronaut", "coffee", "rocket", "chelsea", "camera", "moon", "brick",
                  "hubble_deep_field", "coins", "clock", "page", "text", "grass", "gravel",
                  "colorwheel", "immunohistochemistry", "retina", "checkerboard", "horse")
@@ -107,3 +107,38 @@ def test_the_shop_front_says_nothing_matches(held_back):
     text = str(layout)
     assert "photo-nothing" in text and NOTHING_MATCHES_TEXT in text
     assert "photo-vote" not in text and "photo-similar" not in text and saved is None
+
+
+@pytest.mark.browser
+def test_a_shopper_sees_that_nothing_matches(dash_duo, held_back, tmp_path: Path):
+    """In the browser: a photo of an astronaut gets the plain "nothing in this shop" answer
+    with the photo and no vote or cards; a product photo then gets its rows again."""
+    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra)")
+    from pipeline.precomputed import read_precomputed
+    from pipeline.search import PhotoSearcher
+    from shopfront.pages.search import NOTHING_MATCHES_TEXT
+    from tests.browser_wait import wait_for
+    from tests.test_app_dynamic import shared_model_front
+
+    out, held = held_back
+    searcher = PhotoSearcher(read_precomputed(out), SHARED_MODEL)
+    dash_duo.start_server(shared_model_front(out, searcher).app)
+    driver = dash_duo.driver
+    driver.get(dash_duo.server_url + "/search")
+    dash_duo.wait_for_element("#photo-upload")
+    astronaut = tmp_path / "astronaut.png"
+    astronaut.write_bytes(_png(skimage_data.astronaut()))
+    upload = driver.find_element_by_css_selector("#photo-upload input[type=file]")
+    upload.send_keys(str(astronaut))
+    nothing = wait_for(lambda: driver.find_elements_by_css_selector("#photo-nothing"), 60,
+                       "the nothing-matches answer")
+    assert NOTHING_MATCHES_TEXT in nothing[0].text
+    assert not driver.find_elements_by_css_selector("#photo-vote, .product-link")
+    shots = Path(os.environ.get("LOOKALIKE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(shots / "search-nothing-matches.png"))
+    upload = driver.find_element_by_css_selector("#photo-upload input[type=file]")
+    upload.send_keys(str(FASHION / "images" / f"{held[0]['id']}.jpg"))
+    wait_for(lambda: driver.find_elements_by_css_selector("#photo-similar .product-link"), 60,
+             "result cards")
+    assert not driver.find_elements_by_css_selector("#photo-nothing")
