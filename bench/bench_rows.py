@@ -111,7 +111,8 @@ class Catalog:
         return sum(a != b for a, b in pairs) / max(len(pairs), 1)
 
 
-def build_and_evaluate(out: Path, folder: Path, *options: str) -> dict:
+def build_and_evaluate(out: Path, folder: Path, *options: str,
+                       evaluate: tuple[str, ...] = ()) -> dict:
     """Build fashion-small-2k with `options` (features from the bench's cache) and return
     `python -m pipeline evaluate --json`'s rows against articleType and baseColour."""
     subprocess.run(
@@ -123,7 +124,7 @@ def build_and_evaluate(out: Path, folder: Path, *options: str) -> dict:
     )
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "evaluate", str(folder), "--label", "articleType",
-         "--label", "baseColour", "--json"], check=True, cwd=REPO, capture_output=True,
+         "--label", "baseColour", "--json", *evaluate], check=True, cwd=REPO, capture_output=True,
         text=True)
     return json.loads(done.stdout)["rows"]
 
@@ -140,7 +141,8 @@ def words_curve(out: Path, quick: bool) -> None:
               f"{100 * r['other_department']:15.1f}%  {r['shape_likeness']['kept']:19.3f}",
               flush=True)
     r = build_and_evaluate(out, out / "visual", "--text-weight", "0", "--other-text-weight",
-                           "0", "--department", "none", "--other-colour-quantile", "0.9")
+                           "0", "--department", "none", "--other-colour-quantile", "0.9",
+                           evaluate=("--department", "gender"))
     print(f"visual rows (--text-weight 0 --other-text-weight 0 --department none): "
           f"articleType {r['similar']['labels']['articleType']['precision_at_k']:.3f}, "
           f"baseColour {r['similar']['labels']['baseColour']['precision_at_k']:.3f}, "
