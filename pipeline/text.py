@@ -28,6 +28,7 @@ treats shape and colour (block by block, never an N x N matrix).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -199,9 +200,11 @@ def text_signals(
     if n < 3 or with_words < MIN_PRODUCTS_WITH_WORDS:
         return None
     found = colour_words(texts, colour, shape) if colour is not None else []
-    if len(found) > MAX_COLOUR_WORDS:  # the most frequent ones
-        counts = {w: sum(1 for t in texts if w in {x.lower() for x in _WORD.findall(t)})
-                  for w in found}
+    if len(found) > MAX_COLOUR_WORDS:  # the most frequent ones (one pass over the texts)
+        wanted = set(found)
+        counts: Counter[str] = Counter()
+        for t in texts:
+            counts.update({w for w in (x.lower() for x in _WORD.findall(t)) if w in wanted})
         found = sorted(sorted(found, key=lambda w: (-counts[w], w))[:MAX_COLOUR_WORDS])
     drop = set(found)
     kind = text_vectors([without_words(t, drop) for t in texts] if drop else texts, dims, seed)
